@@ -1,0 +1,149 @@
+//! The settings table (the single source of truth for keys, defaults and editor schemas) and the
+//! resolved [`Settings`] the rest of the server reads.
+
+use super::{Kind, Options, SettingDef};
+
+/// Mistral 7B Instruct v0.3, Q4_K_M, from a well-kept GGUF repository on Hugging Face.
+pub const DEFAULT_MODEL: &str =
+    "hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf";
+
+/// Every setting the server reads. Editors' schemas are generated from this table.
+pub const SETTINGS: &[SettingDef] = &[
+    SettingDef {
+        key: "model",
+        kind: Kind::String,
+        default: "\"hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf\"",
+        description: "The model: a path to a .gguf file, or hf:OWNER/REPO/FILE.gguf to download it once into the cache.",
+        env: Some("MISTRAL_LSP_MODEL"),
+    },
+    SettingDef {
+        key: "threads",
+        kind: Kind::Integer { min: 0, max: 512 },
+        default: "0",
+        description: "CPU threads for the model; 0 means one per physical core.",
+        env: Some("MISTRAL_LSP_THREADS"),
+    },
+    SettingDef {
+        key: "gpuLayers",
+        kind: Kind::Integer { min: 0, max: 1000 },
+        default: "0",
+        description: "Model layers to offload to the GPU (needs a GPU build); 0 runs on the CPU.",
+        env: Some("MISTRAL_LSP_GPU_LAYERS"),
+    },
+    SettingDef {
+        key: "contextSize",
+        kind: Kind::Integer { min: 256, max: 131_072 },
+        default: "8192",
+        description: "Context window of the model in tokens.",
+        env: Some("MISTRAL_LSP_CONTEXT_SIZE"),
+    },
+    SettingDef {
+        key: "fim.mode",
+        kind: Kind::Enum(&["auto", "native", "instruct", "prefix"]),
+        default: "\"auto\"",
+        description: "How to ask for a completion: native fill-in-the-middle tokens, an instruct prompt for chat models, plain prefix continuation, or auto to pick from the model.",
+        env: Some("MISTRAL_LSP_FIM_MODE"),
+    },
+    SettingDef {
+        key: "completion.enabled",
+        kind: Kind::Bool,
+        default: "true",
+        description: "Offer inline completions.",
+        env: None,
+    },
+    SettingDef {
+        key: "completion.maxTokens",
+        kind: Kind::Integer { min: 1, max: 2048 },
+        default: "128",
+        description: "Most tokens generated for one completion.",
+        env: None,
+    },
+    SettingDef {
+        key: "completion.disabledLanguages",
+        kind: Kind::StringList,
+        default: "[]",
+        description: "Language ids (for example \"markdown\") that get no completions.",
+        env: None,
+    },
+    SettingDef {
+        key: "log.level",
+        kind: Kind::Enum(&["error", "warn", "info", "debug", "trace"]),
+        default: "\"info\"",
+        description: "How much the server logs (to stderr or the log file).",
+        env: Some("MISTRAL_LSP_LOG"),
+    },
+];
+
+/// How completion prompts are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FimMode {
+    Auto,
+    Native,
+    Instruct,
+    Prefix,
+}
+
+/// Resolved settings: every value present and valid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub model: String,
+    pub threads: u32,
+    pub gpu_layers: u32,
+    pub context_size: u32,
+    pub fim_mode: FimMode,
+    pub completion_enabled: bool,
+    pub max_tokens: u32,
+    pub disabled_languages: Vec<String>,
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings::resolve(&Options::default())
+    }
+}
+
+impl Settings {
+    /// Fills every key from `options`, else from the table's default.
+    pub fn resolve(options: &Options) -> Settings {
+        let value = |key: &str| -> serde_json::Value {
+            options.get(key).cloned().unwrap_or_else(|| {
+                let def = super::find(key)
+                    .unwrap_or_else(|| panic!("setting `{key}` is not in the table"));
+                serde_json::from_str(def.default)
+                    .unwrap_or_else(|_| panic!("default of `{key}` is not JSON"))
+            })
+        };
+        let string = |key: &str| value(key).as_str().unwrap_or_default().to_owned();
+        let integer = |key: &str| value(key).as_u64().unwrap_or_default() as u32;
+        Settings {
+            model: string("model"),
+            threads: integer("threads"),
+            gpu_layers: integer("gpuLayers"),
+            context_size: integer("contextSize"),
+            fim_mode: match string("fim.mode").as_str() {
+                "native" => FimMode::Native,
+                "instruct" => FimMode::Instruct,
+                "prefix" => FimMode::Prefix,
+                _ => FimMode::Auto,
+            },
+            completion_enabled: value("completion.enabled").as_bool().unwrap_or(true),
+            max_tokens: integer("completion.maxTokens"),
+            disabled_languages: value("completion.disabledLanguages")
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            log_level: string("log.level"),
+        }
+    }
+
+    /// Whether completions are offered for this language id.
+    pub fn completes(&self, language_id: &str) -> bool {
+        self.completion_enabled && !self.disabled_languages.iter().any(|l| l == language_id)
+    }
+}

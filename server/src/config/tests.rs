@@ -1,0 +1,120 @@
+//! Table tests for reading and resolving options.
+
+use serde_json::json;
+
+use super::*;
+
+fn read(value: serde_json::Value) -> (Settings, Vec<String>) {
+    let mut problems = Vec::new();
+    let options = Options::from_json(&value, "test", &mut problems);
+    (
+        Settings::resolve(&options),
+        problems.iter().map(|p| p.message.clone()).collect(),
+    )
+}
+
+#[test]
+fn defaults_come_from_the_table() {
+    let settings = Settings::default();
+    assert_eq!(settings.model, DEFAULT_MODEL);
+    assert_eq!(settings.context_size, 8192);
+    assert_eq!(settings.fim_mode, FimMode::Auto);
+    assert!(settings.completion_enabled);
+}
+
+#[test]
+fn nested_dotted_and_sectioned_keys_all_work() {
+    let (a, p) = read(json!({"fim": {"mode": "instruct"}, "contextSize": 4096}));
+    let (b, q) = read(json!({"fim.mode": "instruct", "contextSize": 4096}));
+    let (c, r) = read(json!({"mistral-lsp": {"fim": {"mode": "instruct"}, "contextSize": 4096}}));
+    assert!(
+        p.is_empty() && q.is_empty() && r.is_empty(),
+        "{p:?} {q:?} {r:?}"
+    );
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(a.fim_mode, FimMode::Instruct);
+}
+
+#[test]
+fn unknown_keys_and_bad_values_fall_back_with_a_problem() {
+    let (settings, problems) =
+        read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}, "model": 5}));
+    assert_eq!(settings, Settings::default());
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(
+        problems[0].contains("unknown setting `bogus`"),
+        "{problems:?}"
+    );
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("`fim.mode` must be one of auto, native, instruct, prefix")));
+}
+
+#[test]
+fn non_objects_are_a_problem_not_a_failure() {
+    let (settings, problems) = read(json!([1, 2]));
+    assert_eq!(settings, Settings::default());
+    assert_eq!(problems.len(), 1);
+    let (_, none) = read(serde_json::Value::Null);
+    assert!(none.is_empty());
+}
+
+#[test]
+fn environment_then_flags_then_editor() {
+    let mut problems = Vec::new();
+    let env = |name: &str| match name {
+        "MISTRAL_LSP_MODEL" => Some("/env.gguf".to_owned()),
+        "MISTRAL_LSP_THREADS" => Some("3".to_owned()),
+        "MISTRAL_LSP_LOG" => Some("debug".to_owned()),
+        _ => None,
+    };
+    let mut options = Options::from_env(env, &mut problems);
+    let mut flags = Options::default();
+    flags.set_text("--threads", "threads", "5", &mut problems);
+    options.merge(&flags);
+    options.merge(&Options::from_json(
+        &json!({"model": "/editor.gguf"}),
+        "editor",
+        &mut problems,
+    ));
+    let settings = Settings::resolve(&options);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        (
+            settings.model.as_str(),
+            settings.threads,
+            settings.log_level.as_str()
+        ),
+        ("/editor.gguf", 5, "debug")
+    );
+}
+
+#[test]
+fn bad_environment_values_are_reported() {
+    let mut problems = Vec::new();
+    let env = |name: &str| (name == "MISTRAL_LSP_THREADS").then(|| "many".to_owned());
+    let options = Options::from_env(env, &mut problems);
+    assert!(options.is_empty());
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].source.contains("MISTRAL_LSP_THREADS"));
+}
+
+#[test]
+fn disabled_languages() {
+    let (settings, _) = read(json!({"completion": {"disabledLanguages": ["markdown"]}}));
+    assert!(!settings.completes("markdown"));
+    assert!(settings.completes("python"));
+}
+
+#[test]
+fn every_default_is_valid_for_its_kind() {
+    for def in SETTINGS {
+        let value: serde_json::Value = serde_json::from_str(def.default).expect(def.key);
+        assert_eq!(check(def.kind, &value), Ok(()), "{}", def.key);
+    }
+    assert_eq!(
+        serde_json::from_str::<String>(SETTINGS[0].default).unwrap(),
+        DEFAULT_MODEL
+    );
+}

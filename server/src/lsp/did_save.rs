@@ -1,0 +1,13 @@
+//! `textDocument/didSave`: noted in the log; the text is already current through `didChange`.
+
+use tower_lsp_server::gen_lsp_types::DidSaveTextDocumentParams;
+
+use super::server::Server;
+
+pub fn handle(server: &Server, params: DidSaveTextDocumentParams) {
+    let uri = params.text_document.uri;
+    match server.session.store.snapshot(uri.as_ref()) {
+        Some(snapshot) => tracing::debug!("saved {uri} at version {}", snapshot.version),
+        None => tracing::warn!("didSave for a document that is not open: {uri}"),
+    }
+}

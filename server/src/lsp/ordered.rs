@@ -1,0 +1,91 @@
+//! A tower `Service` wrapped around tower-lsp's, which sees every message in wire order.
+//!
+//! tower-lsp runs handlers concurrently, so a later message can overtake an earlier one. This
+//! layer's `call` runs synchronously, in the order messages arrive, before any handler. It
+//! applies document edits right there, so every request sees every edit sent before it, and it
+//! hands completion requests a [`Ticket`] so that a newer request supersedes an older one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_lsp_server::jsonrpc::{Request, Response};
+use tower_lsp_server::ExitedError;
+
+use super::session::{Session, Ticket};
+use super::{did_change, did_close, did_open};
+
+tokio::task_local! {
+    static TICKET: Ticket;
+}
+
+/// The ticket of the completion request being handled, if any.
+pub fn current_ticket() -> Option<Ticket> {
+    TICKET.try_with(Clone::clone).ok()
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Option<Response>, ExitedError>> + Send>>;
+
+pub struct Ordered<S> {
+    inner: S,
+    session: Arc<Session>,
+}
+
+impl<S> Ordered<S> {
+    pub fn new(inner: S, session: Arc<Session>) -> Self {
+        Ordered { inner, session }
+    }
+}
+
+impl<S> tower::Service<Request> for Ordered<S>
+where
+    S: tower::Service<Request, Response = Option<Response>, Error = ExitedError>,
+    S::Future: Send + 'static,
+{
+    type Response = Option<Response>;
+    type Error = ExitedError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let session = &self.session;
+        let is_notification = request.id().is_none();
+        match request.method() {
+            "textDocument/didOpen" if is_notification => {
+                return done(did_open::apply(session, request.params()))
+            }
+            "textDocument/didChange" if is_notification => {
+                return done(did_change::apply(session, request.params()))
+            }
+            "textDocument/didClose" if is_notification => {
+                return done(did_close::apply(session, request.params()))
+            }
+            "shutdown" => session.shutdown_requested.store(true, Ordering::Release),
+            "textDocument/inlineCompletion" | "textDocument/completion" => {
+                if let Some(uri) = document_uri(request.params()) {
+                    let ticket = session.tickets.issue(&uri);
+                    return Box::pin(TICKET.scope(ticket, self.inner.call(request)));
+                }
+            }
+            _ => {}
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+fn done(_: ()) -> BoxFuture {
+    Box::pin(std::future::ready(Ok(None)))
+}
+
+fn document_uri(params: Option<&serde_json::Value>) -> Option<String> {
+    params?
+        .get("textDocument")?
+        .get("uri")?
+        .as_str()
+        .map(str::to_owned)
+}

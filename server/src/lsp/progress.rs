@@ -1,0 +1,117 @@
+//! Starting the engine and reporting its state: work-done progress while the model loads, a
+//! `mistral-lsp/status` notification on every change, and an error message if loading fails.
+
+use serde::Serialize;
+use tower_lsp_server::gen_lsp_types::{
+    LspNotificationMethod, MessageDirection, MessageType, Notification, ProgressToken,
+};
+use tower_lsp_server::Client;
+
+use super::server::Server;
+use crate::engine::{Engine, ModelSpec, State};
+
+/// `mistral-lsp/status`: the engine's state, for editors' status bars.
+pub enum StatusNotification {}
+
+#[derive(Serialize, serde::Deserialize)]
+pub struct StatusParams {
+    /// `loading`, `ready` or `error`.
+    pub state: String,
+    pub message: String,
+    pub percent: Option<u32>,
+}
+
+impl Notification for StatusNotification {
+    type Params = StatusParams;
+    const METHOD: LspNotificationMethod<'static> = LspNotificationMethod::new("mistral-lsp/status");
+    const MESSAGE_DIRECTION: MessageDirection = MessageDirection::ServerToClient;
+}
+
+/// Starts (or restarts) the engine with the current settings and reports on it in the background.
+pub async fn start_engine(server: &Server) {
+    let session = &server.session;
+    let settings = session.settings();
+    let engine = match ModelSpec::parse(&settings.model) {
+        Ok(spec) => Engine::start(spec, &settings),
+        Err(message) => {
+            let message = format!("mistral-lsp: bad model setting: {message}");
+            tracing::error!("{message}");
+            server
+                .client
+                .show_message(MessageType::Error, message)
+                .await;
+            return;
+        }
+    };
+    *session.engine.write() = Some(engine.clone());
+    let support = *session.client.read();
+    tokio::spawn(report(
+        server.client.clone(),
+        engine,
+        support.work_done_progress,
+    ));
+}
+
+async fn report(client: Client, engine: Engine, work_done_progress: bool) {
+    let mut states = engine.watch();
+    let token = ProgressToken::String(format!("mistral-lsp/model/{}", std::process::id()));
+    let mut progress = None;
+    if work_done_progress
+        && client
+            .create_work_done_progress(token.clone())
+            .await
+            .is_ok()
+    {
+        progress = Some(
+            client
+                .progress(token, "mistral-lsp: loading the model")
+                .with_percentage(0)
+                .begin()
+                .await,
+        );
+    }
+    loop {
+        let state = states.borrow_and_update().clone();
+        let (name, message, percent) = match &state {
+            State::Loading { message, percent } => ("loading", message.clone(), *percent),
+            State::Ready { model } => ("ready", model.clone(), Some(100)),
+            State::Failed { message } => ("error", message.clone(), None),
+        };
+        client
+            .send_notification::<StatusNotification>(StatusParams {
+                state: name.into(),
+                message: message.clone(),
+                percent,
+            })
+            .await;
+        match state {
+            State::Loading { .. } => {
+                if let Some(progress) = &progress {
+                    progress
+                        .report_with_message(message, percent.unwrap_or(0))
+                        .await;
+                }
+            }
+            State::Ready { .. } => {
+                if let Some(progress) = progress.take() {
+                    progress
+                        .finish_with_message(format!("ready: {message}"))
+                        .await;
+                }
+                return;
+            }
+            State::Failed { .. } => {
+                if let Some(progress) = progress.take() {
+                    progress.finish_with_message("failed").await;
+                }
+                client
+                    .show_message(MessageType::Error, format!("mistral-lsp: {message}"))
+                    .await;
+                return;
+            }
+        }
+        if states.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The server's shared state: documents, settings, the engine and what the client can do.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::{Options, Problem, Settings};
+use crate::documents::{Encoding, Store};
+use crate::engine::Engine;
+
+/// What the client said it supports, from `initialize`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientSupport {
+    pub work_done_progress: bool,
+    pub configuration: bool,
+}
+
+/// Shared state behind every handler.
+pub struct Session {
+    pub store: Store,
+    pub encoding: RwLock<Encoding>,
+    pub client: RwLock<ClientSupport>,
+    /// Options from the environment and the command line.
+    pub base_options: Options,
+    /// Options from the editor, latest last.
+    pub editor_options: Mutex<Options>,
+    pub settings: RwLock<Settings>,
+    pub engine: RwLock<Option<Engine>>,
+    pub tickets: Tickets,
+    pub initialized: AtomicBool,
+    pub shutdown_requested: AtomicBool,
+    /// Problems already shown to the user, so each is shown once.
+    reported: Mutex<HashSet<String>>,
+    /// Problems found before the client could be told (command line, environment).
+    pub pending_problems: Mutex<Vec<Problem>>,
+}
+
+impl Session {
+    pub fn new(base_options: Options, problems: Vec<Problem>) -> Arc<Session> {
+        Arc::new(Session {
+            store: Store::default(),
+            encoding: RwLock::new(Encoding::Utf16),
+            client: RwLock::new(ClientSupport::default()),
+            settings: RwLock::new(Settings::resolve(&base_options)),
+            base_options,
+            editor_options: Mutex::new(Options::default()),
+            engine: RwLock::new(None),
+            tickets: Tickets::default(),
+            initialized: AtomicBool::new(false),
+            shutdown_requested: AtomicBool::new(false),
+            reported: Mutex::new(HashSet::new()),
+            pending_problems: Mutex::new(problems),
+        })
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        *self.encoding.read()
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.read().clone()
+    }
+
+    pub fn engine(&self) -> Option<Engine> {
+        self.engine.read().clone()
+    }
+
+    /// Re-resolves settings from the base options and the editor's; returns the new settings.
+    pub fn resolve_settings(&self) -> Settings {
+        let mut options = self.base_options.clone();
+        options.merge(&self.editor_options.lock());
+        let settings = Settings::resolve(&options);
+        *self.settings.write() = settings.clone();
+        settings
+    }
+
+    /// Returns true the first time a problem is seen.
+    pub fn first_report(&self, message: &str) -> bool {
+        self.reported.lock().insert(message.to_owned())
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+}
+
+/// Per-document counters of completion requests, in the order they arrived on the wire.
+///
+/// A request whose number is no longer the latest for its document has been superseded and
+/// stops, even if the client never cancels it.
+#[derive(Default)]
+pub struct Tickets {
+    latest: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+/// One completion request's place in its document's sequence.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    pub latest: Arc<AtomicU64>,
+    pub mine: u64,
+}
+
+impl Ticket {
+    pub fn is_superseded(&self) -> bool {
+        self.latest.load(Ordering::Acquire) != self.mine
+    }
+}
+
+impl Tickets {
+    /// Issues the next ticket for `uri`, superseding every earlier one.
+    pub fn issue(&self, uri: &str) -> Ticket {
+        let latest = self
+            .latest
+            .lock()
+            .entry(uri.to_owned())
+            .or_default()
+            .clone();
+        let mine = latest.fetch_add(1, Ordering::AcqRel) + 1;
+        Ticket { latest, mine }
+    }
+
+    pub fn forget(&self, uri: &str) {
+        self.latest.lock().remove(uri);
+    }
+}

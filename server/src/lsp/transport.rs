@@ -1,0 +1,322 @@
+//! The wire guard in front of tower-lsp: frames stdin itself, answers malformed messages, and
+//! passes only well-formed JSON-RPC on.
+//!
+//! tower-lsp's codec ends the whole server on the first body that is not valid JSON-RPC. Here a
+//! bad message gets a JSON-RPC error (-32700 or -32600) and the server carries on: a wrong
+//! `Content-Length` is recovered from by finding the next header.
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
+
+/// Bodies larger than this are refused (and skipped) rather than buffered.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+const HEADER: &[u8] = b"Content-Length:";
+
+/// Copies messages from `input` to `to_server`, answering bad ones on `errors`.
+pub async fn guard_input<R: AsyncRead + Unpin>(
+    mut input: R,
+    mut to_server: DuplexStream,
+    errors: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let mut reader = FrameReader::default();
+    loop {
+        match reader.next(&mut input).await {
+            Frame::Eof => break,
+            Frame::Bad(message) => {
+                tracing::warn!("bad message: {message}");
+                let _ = errors.send(error_body(Value::Null, -32700, &message));
+            }
+            Frame::Body(body) => match check(&body) {
+                Ok(()) => {
+                    let header = format!("Content-Length: {}\r\n\r\n", body.len());
+                    if to_server.write_all(header.as_bytes()).await.is_err()
+                        || to_server.write_all(&body).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Err((id, code, message)) => {
+                    tracing::warn!("bad message: {message}");
+                    let _ = errors.send(error_body(id, code, &message));
+                }
+            },
+        }
+    }
+    let _ = to_server.shutdown().await;
+}
+
+/// Copies tower-lsp's framed output and the guard's error answers to `output`, whole messages only.
+pub async fn merge_output<W: AsyncWrite + Unpin>(
+    mut from_server: DuplexStream,
+    mut errors: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut output: W,
+) {
+    let mut reader = FrameReader::default();
+    let mut errors_open = true;
+    loop {
+        let body = tokio::select! {
+            frame = reader.next(&mut from_server) => match frame {
+                Frame::Body(body) => body,
+                Frame::Bad(message) => {
+                    tracing::error!("tower-lsp wrote a bad frame: {message}");
+                    continue;
+                }
+                Frame::Eof => break,
+            },
+            error = errors.recv(), if errors_open => match error {
+                Some(body) => body,
+                None => {
+                    errors_open = false;
+                    continue;
+                }
+            },
+        };
+        let header = format!("Content-Length: {}\r\n\r\n", body.len());
+        if output.write_all(header.as_bytes()).await.is_err()
+            || output.write_all(&body).await.is_err()
+            || output.flush().await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = output.flush().await;
+}
+
+fn error_body(id: Value, code: i64, message: &str) -> Vec<u8> {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+        .to_string()
+        .into_bytes()
+}
+
+/// Checks that a body is a JSON-RPC 2.0 message tower-lsp can decode.
+fn check(body: &[u8]) -> Result<(), (Value, i64, String)> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| (Value::Null, -32700, format!("parse error: {err}")))?;
+    let Value::Object(message) = value else {
+        return Err((
+            Value::Null,
+            -32600,
+            "invalid request: a message must be a JSON object".into(),
+        ));
+    };
+    let id = message.get("id").cloned();
+    let id_ok = matches!(
+        id,
+        None | Some(Value::Number(_) | Value::String(_) | Value::Null)
+    );
+    let answer_id = if id_ok {
+        id.clone().unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let invalid = |why: &str| Err((answer_id.clone(), -32600, format!("invalid request: {why}")));
+    if message.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+        return invalid("`jsonrpc` must be \"2.0\"");
+    }
+    if !id_ok {
+        return invalid("`id` must be a number or a string");
+    }
+    match message.get("method") {
+        Some(Value::String(_)) => match message.get("params") {
+            None | Some(Value::Object(_) | Value::Array(_) | Value::Null) => Ok(()),
+            Some(_) => invalid("`params` must be an object or an array"),
+        },
+        Some(_) => invalid("`method` must be a string"),
+        None if id.is_some()
+            && (message.contains_key("result") || message.contains_key("error")) =>
+        {
+            Ok(())
+        }
+        None => invalid("a message needs a `method`, or an `id` with a `result` or `error`"),
+    }
+}
+
+enum Frame {
+    Body(Vec<u8>),
+    Bad(String),
+    Eof,
+}
+
+/// Reads `Content-Length` framed messages, resynchronising on the next header after garbage.
+#[derive(Default)]
+struct FrameReader {
+    buffer: Vec<u8>,
+    eof: bool,
+}
+
+impl FrameReader {
+    async fn fill<R: AsyncRead + Unpin>(&mut self, input: &mut R) -> bool {
+        if self.eof {
+            return false;
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        match input.read(&mut chunk).await {
+            Ok(0) | Err(_) => {
+                self.eof = true;
+                false
+            }
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    async fn next<R: AsyncRead + Unpin>(&mut self, input: &mut R) -> Frame {
+        // Find the start of a header, dropping anything before it.
+        let start = loop {
+            if let Some(at) = find_ci(&self.buffer, HEADER) {
+                break at;
+            }
+            let keep = self.buffer.len().min(HEADER.len());
+            let dropped = self.buffer.len() - keep;
+            let garbage = self.buffer[..dropped]
+                .iter()
+                .any(|b| !b.is_ascii_whitespace());
+            self.buffer.drain(..dropped);
+            if garbage {
+                return Frame::Bad("parse error: bytes outside a message were skipped".into());
+            }
+            if !self.fill(input).await {
+                return Frame::Eof;
+            }
+        };
+        if self.buffer[..start]
+            .iter()
+            .any(|b| !b.is_ascii_whitespace())
+        {
+            self.buffer.drain(..start);
+            return Frame::Bad("parse error: bytes outside a message were skipped".into());
+        }
+        self.buffer.drain(..start);
+        let header_end = loop {
+            if let Some(at) = find_ci(&self.buffer, b"\r\n\r\n") {
+                break at;
+            }
+            if self.buffer.len() > 64 * 1024 || !self.fill(input).await {
+                self.buffer.drain(..HEADER.len().min(self.buffer.len()));
+                return if self.eof {
+                    Frame::Eof
+                } else {
+                    Frame::Bad("parse error: header too long".into())
+                };
+            }
+        };
+        let headers = String::from_utf8_lossy(&self.buffer[..header_end]).into_owned();
+        self.buffer.drain(..header_end + 4);
+        let length = headers.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>())
+        });
+        let length = match length {
+            Some(Ok(n)) if n <= MAX_BODY => n,
+            Some(Ok(n)) => {
+                return Frame::Bad(format!("parse error: message of {n} bytes is too large"))
+            }
+            _ => return Frame::Bad(format!("parse error: bad header `{}`", headers.trim())),
+        };
+        while self.buffer.len() < length {
+            if !self.fill(input).await {
+                self.buffer.clear();
+                return Frame::Eof;
+            }
+        }
+        let body: Vec<u8> = self.buffer.drain(..length).collect();
+        // A too-long Content-Length swallows the start of the next message: give it back.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            if let Some(at) = find_ci(&body, HEADER) {
+                let mut rest = body[at..].to_vec();
+                rest.extend_from_slice(&self.buffer);
+                self.buffer = rest;
+                return Frame::Body(body[..at].to_vec());
+            }
+        }
+        Frame::Body(body)
+    }
+}
+
+fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(input: &[u8]) -> Vec<Result<String, String>> {
+        let mut reader = FrameReader::default();
+        let mut input = input;
+        let mut out = Vec::new();
+        loop {
+            match reader.next(&mut input).await {
+                Frame::Body(body) => out.push(Ok(String::from_utf8(body).unwrap())),
+                Frame::Bad(message) => out.push(Err(message)),
+                Frame::Eof => return out,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_frames_and_recovers_from_wrong_lengths() {
+        let good = r#"{"a":1}"#;
+        let input = format!(
+            "Content-Length: 7\r\n\r\n{good}Content-Length: 3\r\n\r\n{good}Content-Length: 99\r\n\r\n{{\"x\"{}",
+            format!("Content-Length: 7\r\n\r\n{good}").repeat(4)
+        );
+        let got = frames(input.as_bytes()).await;
+        assert_eq!(got[0], Ok(good.to_owned()));
+        assert_eq!(
+            got[1],
+            Ok("{\"a".to_owned()),
+            "a short length yields a truncated body"
+        );
+        assert!(
+            got[2].is_err(),
+            "then the rest is skipped as garbage: {got:?}"
+        );
+        assert_eq!(
+            got[3],
+            Ok("{\"x\"".to_owned()),
+            "a long length gives back the next header"
+        );
+        assert!(
+            got[4..].iter().all(|frame| frame == &Ok(good.to_owned())),
+            "{got:?}"
+        );
+        assert_eq!(got.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn bad_headers_are_reported() {
+        let got = frames(b"Content-Length: abc\r\n\r\n{}Content-Length: 2\r\n\r\n{}").await;
+        assert!(got[0].as_ref().unwrap_err().contains("bad header"));
+        assert_eq!(got.last(), Some(&Ok("{}".to_owned())));
+    }
+
+    #[test]
+    fn checks_json_rpc_shape() {
+        assert!(check(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{}}"#).is_ok());
+        assert!(check(br#"{"jsonrpc":"2.0","method":"x"}"#).is_ok());
+        assert!(check(br#"{"jsonrpc":"2.0","id":"a","result":null}"#).is_ok());
+        assert_eq!(check(b"{not json").unwrap_err().1, -32700);
+        assert_eq!(check(b"[1,2]").unwrap_err().1, -32600);
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#)
+                .unwrap_err()
+                .1,
+            -32600
+        );
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":5}"#)
+                .unwrap_err()
+                .0,
+            json!(3)
+        );
+        assert_eq!(check(br#"{"id":3,"method":"x"}"#).unwrap_err().1, -32600);
+    }
+}

@@ -1,0 +1,72 @@
+//! The `mistral-lsp` binary: parse the command line, set up logging, serve LSP on stdio.
+
+use std::process::ExitCode;
+
+use mistral_lsp::cli::{self, Command};
+use mistral_lsp::lsp;
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("mistral-lsp: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.command {
+        Command::Help => {
+            eprint!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            eprintln!("mistral-lsp {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Serve => {}
+    }
+    let mut problems = Vec::new();
+    let options = cli::base_options(&args, &mut problems);
+    if let Err(message) = init_logging(&cli::log_level(&options), args.log_file.as_deref()) {
+        eprintln!("mistral-lsp: {message}");
+        return ExitCode::from(2);
+    }
+    for problem in &problems {
+        tracing::warn!("{problem}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let session = lsp::Session::new(options, problems);
+    let code = runtime.block_on(lsp::serve(tokio::io::stdin(), tokio::io::stdout(), session));
+    tracing::info!("exiting with code {code}");
+    // Worker threads may be mid-generation; the process ends here regardless.
+    std::process::exit(code)
+}
+
+fn init_logging(level: &str, file: Option<&std::path::Path>) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("mistral_lsp={level},warn"))
+        .map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| format!("cannot open log file {}: {err}", path.display()))?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Tree-sitter parsing of buffers: which languages have a grammar, full and incremental parses.
+//!
+//! This module knows nothing about LSP. It works on ropes and byte offsets.
+
+use std::cell::RefCell;
+
+use ropey::Rope;
+use tree_sitter::{InputEdit, Parser, Point, Tree};
+
+pub mod queries;
+
+/// Buffers larger than this are kept as text only: parsing them would stall the editor for a
+/// noticeable time on every keystroke, and no prompt ever needs that much syntax.
+pub const MAX_PARSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A language with a tree-sitter grammar compiled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Language {
+    Rust,
+    Python,
+}
+
+impl Language {
+    /// Maps an LSP language id (or, failing that, the document path's extension) to a grammar.
+    pub fn detect(language_id: &str, path: &str) -> Option<Language> {
+        match language_id {
+            "rust" => return Some(Language::Rust),
+            "python" => return Some(Language::Python),
+            _ => {}
+        }
+        let extension = path.rsplit_once('.').map(|(_, ext)| ext)?;
+        match extension {
+            "rs" => Some(Language::Rust),
+            "py" | "pyi" => Some(Language::Python),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+        }
+    }
+
+    pub fn grammar(self) -> tree_sitter::Language {
+        match self {
+            Language::Rust => tree_sitter_rust::LANGUAGE.into(),
+            Language::Python => tree_sitter_python::LANGUAGE.into(),
+        }
+    }
+}
+
+thread_local! {
+    static PARSERS: RefCell<Vec<(Language, Parser)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Parses `rope`, reusing `old` (already edited with [`edit_for`]) when given.
+///
+/// Returns `None` when the text is too large to parse; see [`MAX_PARSE_BYTES`].
+pub fn parse(language: Language, rope: &Rope, old: Option<&Tree>) -> Option<Tree> {
+    if rope.len_bytes() > MAX_PARSE_BYTES {
+        return None;
+    }
+    PARSERS.with_borrow_mut(|parsers| {
+        let index = match parsers.iter().position(|(l, _)| *l == language) {
+            Some(index) => index,
+            None => {
+                let mut parser = Parser::new();
+                parser.set_language(&language.grammar()).ok()?;
+                parsers.push((language, parser));
+                parsers.len() - 1
+            }
+        };
+        let parser = &mut parsers[index].1;
+        let len = rope.len_bytes();
+        let mut read = |byte: usize, _: Point| -> &[u8] {
+            if byte >= len {
+                return &[];
+            }
+            let (chunk, chunk_start, _, _) = rope.chunk_at_byte(byte);
+            &chunk.as_bytes()[byte - chunk_start..]
+        };
+        parser.parse_with_options(&mut read, old, None)
+    })
+}
+
+/// Describes replacing `old_range` of `before` with text of `new_len` bytes, for [`Tree::edit`].
+///
+/// `after` is the rope once the replacement is made.
+pub fn edit_for(
+    before: &Rope,
+    after: &Rope,
+    start: usize,
+    old_end: usize,
+    new_len: usize,
+) -> InputEdit {
+    InputEdit {
+        start_byte: start,
+        old_end_byte: old_end,
+        new_end_byte: start + new_len,
+        start_position: point(before, start),
+        old_end_position: point(before, old_end),
+        new_end_position: point(after, start + new_len),
+    }
+}
+
+/// The tree-sitter point (row, byte column) of a byte offset.
+pub fn point(rope: &Rope, byte: usize) -> Point {
+    let row = rope.byte_to_line(byte);
+    Point {
+        row,
+        column: byte - rope.line_to_byte(row),
+    }
+}
