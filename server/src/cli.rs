@@ -54,12 +54,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             _ => (arg.clone(), None),
         };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value =
+            |name: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
         let key = match flag.as_str() {
             "serve" | "--stdio" => continue,
             "-h" | "--help" => {
@@ -76,12 +72,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             "--set" => {
                 let pair = value("--set")?;
-                let (key, raw) = pair
-                    .split_once('=')
-                    .ok_or_else(|| format!("--set needs KEY=VALUE, got `{pair}`"))?;
-                parsed
-                    .options
-                    .set_text("--set", key, raw, &mut parsed.problems);
+                let (key, raw) = pair.split_once('=').ok_or_else(|| format!("--set needs KEY=VALUE, got `{pair}`"))?;
+                parsed.options.set_text("--set", key, raw, &mut parsed.problems);
                 continue;
             }
             "--model" => "model",
@@ -93,9 +85,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`; see --help")),
         };
         let raw = value(&flag)?;
-        parsed
-            .options
-            .set_text(&flag, key, &raw, &mut parsed.problems);
+        parsed.options.set_text(&flag, key, &raw, &mut parsed.problems);
     }
     Ok(parsed)
 }
@@ -123,24 +113,10 @@ mod tests {
 
     #[test]
     fn flags_become_options() {
-        let parsed = args(&[
-            "--stdio",
-            "--model",
-            "/m.gguf",
-            "--threads=3",
-            "--set",
-            "completion.maxTokens=9",
-        ])
-        .unwrap();
+        let parsed =
+            args(&["--stdio", "--model", "/m.gguf", "--threads=3", "--set", "completion.maxTokens=9"]).unwrap();
         let settings = Settings::resolve(&parsed.options);
-        assert_eq!(
-            (
-                settings.model.as_str(),
-                settings.threads,
-                settings.max_tokens
-            ),
-            ("/m.gguf", 3, 9)
-        );
+        assert_eq!((settings.model.as_str(), settings.threads, settings.max_tokens), ("/m.gguf", 3, 9));
         assert!(parsed.problems.is_empty());
         assert_eq!(parsed.command, Command::Serve);
     }

@@ -1,5 +1,8 @@
 //! The `mistral-lsp` binary: parse the command line, set up logging, serve LSP on stdio.
 
+// Help, version and argument errors go to stderr before logging exists; stdout stays LSP-only.
+#![allow(clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use mistral_lsp::cli::{self, Command};
@@ -33,10 +36,7 @@ fn main() -> ExitCode {
     for problem in &problems {
         tracing::warn!("{problem}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!("cannot start the async runtime: {err}");
@@ -51,12 +51,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str, file: Option<&std::path::Path>) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("mistral_lsp={level},warn"))
-        .map_err(|e| e.to_string())?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("mistral_lsp={level},warn")).map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_target(false);
     match file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()

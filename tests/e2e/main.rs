@@ -1,1 +1,12 @@
-//! placeholder
+//! End-to-end tests: the real `mistral-lsp` binary over stdio, on the deterministic test backend.
+
+// Tests may unwrap and start reader threads for the child process.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+mod bad_input;
+mod completion;
+mod config;
+mod harness;
+mod lifecycle;
+mod progress;
+mod sync;

@@ -22,12 +22,7 @@ pub async fn suggest(
     cancel: CancelToken,
 ) -> Result<Option<Suggestion>, EngineError> {
     let infill = prompt::infill(&snapshot.text, offset);
-    let line_suffix = infill
-        .suffix
-        .split(['\n', '\r'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let line_suffix = infill.suffix.split(['\n', '\r']).next().unwrap_or_default().to_owned();
     let job = Job {
         priority: Priority::Interactive,
         prefix: infill.prefix,
@@ -39,9 +34,5 @@ pub async fn suggest(
     if text.trim().is_empty() {
         return Ok(None);
     }
-    Ok(Some(Suggestion {
-        text,
-        start: offset,
-        end: offset,
-    }))
+    Ok(Some(Suggestion { text, start: offset, end: offset }))
 }

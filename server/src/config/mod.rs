@@ -85,10 +85,7 @@ impl Options {
     }
 
     /// Reads the environment variables named in the table.
-    pub fn from_env(
-        lookup: impl Fn(&str) -> Option<String>,
-        problems: &mut Vec<Problem>,
-    ) -> Options {
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>, problems: &mut Vec<Problem>) -> Options {
         let mut options = Options::default();
         for def in SETTINGS {
             let Some(var) = def.env else { continue };
@@ -97,12 +94,7 @@ impl Options {
                 continue;
             }
             let value = parse_text(def.kind, &raw);
-            options.set(
-                &format!("environment variable {var}"),
-                def.key,
-                value,
-                problems,
-            );
+            options.set(&format!("environment variable {var}"), def.key, value, problems);
         }
         options
     }
@@ -117,10 +109,7 @@ impl Options {
 
     fn set(&mut self, source: &str, key: &str, value: Value, problems: &mut Vec<Problem>) {
         let Some(def) = find(key) else {
-            problems.push(Problem {
-                source: source.to_owned(),
-                message: format!("unknown setting `{key}` ignored"),
-            });
+            problems.push(Problem { source: source.to_owned(), message: format!("unknown setting `{key}` ignored") });
             return;
         };
         if value.is_null() {
@@ -168,11 +157,7 @@ fn unwrap_section(value: &Value) -> &Value {
 
 fn flatten(prefix: &str, map: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
     for (key, value) in map {
-        let full = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         match value {
             // An object is a group of settings unless the table knows the key itself.
             Value::Object(inner) if find(&full).is_none() => flatten(&full, inner, out),
@@ -192,17 +177,11 @@ fn parse_text(kind: Kind, raw: &str) -> Value {
             "0" | "false" | "no" | "off" => Value::Bool(false),
             _ => Value::String(raw.to_owned()),
         },
-        Kind::Integer { .. } => raw
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(raw.to_owned())),
+        Kind::Integer { .. } => {
+            raw.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned()))
+        }
         Kind::StringList => Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_owned()))
-                .collect(),
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
         ),
         Kind::String | Kind::Enum(_) => Value::String(raw.to_owned()),
     }

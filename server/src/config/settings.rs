@@ -4,8 +4,7 @@
 use super::{Kind, Options, SettingDef};
 
 /// Mistral 7B Instruct v0.3, Q4_K_M, from a well-kept GGUF repository on Hugging Face.
-pub const DEFAULT_MODEL: &str =
-    "hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf";
+pub const DEFAULT_MODEL: &str = "hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf";
 
 /// Every setting the server reads. Editors' schemas are generated from this table.
 pub const SETTINGS: &[SettingDef] = &[
@@ -108,10 +107,8 @@ impl Settings {
     pub fn resolve(options: &Options) -> Settings {
         let value = |key: &str| -> serde_json::Value {
             options.get(key).cloned().unwrap_or_else(|| {
-                let def = super::find(key)
-                    .unwrap_or_else(|| panic!("setting `{key}` is not in the table"));
-                serde_json::from_str(def.default)
-                    .unwrap_or_else(|_| panic!("default of `{key}` is not JSON"))
+                let def = super::find(key).unwrap_or_else(|| panic!("setting `{key}` is not in the table"));
+                serde_json::from_str(def.default).unwrap_or_else(|_| panic!("default of `{key}` is not JSON"))
             })
         };
         let string = |key: &str| value(key).as_str().unwrap_or_default().to_owned();
@@ -131,12 +128,7 @@ impl Settings {
             max_tokens: integer("completion.maxTokens"),
             disabled_languages: value("completion.disabledLanguages")
                 .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
+                .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
             log_level: string("log.level"),
         }

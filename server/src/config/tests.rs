@@ -7,10 +7,7 @@ use super::*;
 fn read(value: serde_json::Value) -> (Settings, Vec<String>) {
     let mut problems = Vec::new();
     let options = Options::from_json(&value, "test", &mut problems);
-    (
-        Settings::resolve(&options),
-        problems.iter().map(|p| p.message.clone()).collect(),
-    )
+    (Settings::resolve(&options), problems.iter().map(|p| p.message.clone()).collect())
 }
 
 #[test]
@@ -27,10 +24,7 @@ fn nested_dotted_and_sectioned_keys_all_work() {
     let (a, p) = read(json!({"fim": {"mode": "instruct"}, "contextSize": 4096}));
     let (b, q) = read(json!({"fim.mode": "instruct", "contextSize": 4096}));
     let (c, r) = read(json!({"mistral-lsp": {"fim": {"mode": "instruct"}, "contextSize": 4096}}));
-    assert!(
-        p.is_empty() && q.is_empty() && r.is_empty(),
-        "{p:?} {q:?} {r:?}"
-    );
+    assert!(p.is_empty() && q.is_empty() && r.is_empty(), "{p:?} {q:?} {r:?}");
     assert_eq!(a, b);
     assert_eq!(b, c);
     assert_eq!(a.fim_mode, FimMode::Instruct);
@@ -38,17 +32,11 @@ fn nested_dotted_and_sectioned_keys_all_work() {
 
 #[test]
 fn unknown_keys_and_bad_values_fall_back_with_a_problem() {
-    let (settings, problems) =
-        read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}, "model": 5}));
+    let (settings, problems) = read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}, "model": 5}));
     assert_eq!(settings, Settings::default());
     assert_eq!(problems.len(), 4, "{problems:?}");
-    assert!(
-        problems[0].contains("unknown setting `bogus`"),
-        "{problems:?}"
-    );
-    assert!(problems
-        .iter()
-        .any(|p| p.contains("`fim.mode` must be one of auto, native, instruct, prefix")));
+    assert!(problems[0].contains("unknown setting `bogus`"), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("`fim.mode` must be one of auto, native, instruct, prefix")));
 }
 
 #[test]
@@ -73,21 +61,10 @@ fn environment_then_flags_then_editor() {
     let mut flags = Options::default();
     flags.set_text("--threads", "threads", "5", &mut problems);
     options.merge(&flags);
-    options.merge(&Options::from_json(
-        &json!({"model": "/editor.gguf"}),
-        "editor",
-        &mut problems,
-    ));
+    options.merge(&Options::from_json(&json!({"model": "/editor.gguf"}), "editor", &mut problems));
     let settings = Settings::resolve(&options);
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(
-        (
-            settings.model.as_str(),
-            settings.threads,
-            settings.log_level.as_str()
-        ),
-        ("/editor.gguf", 5, "debug")
-    );
+    assert_eq!((settings.model.as_str(), settings.threads, settings.log_level.as_str()), ("/editor.gguf", 5, "debug"));
 }
 
 #[test]
@@ -113,8 +90,5 @@ fn every_default_is_valid_for_its_kind() {
         let value: serde_json::Value = serde_json::from_str(def.default).expect(def.key);
         assert_eq!(check(def.kind, &value), Ok(()), "{}", def.key);
     }
-    assert_eq!(
-        serde_json::from_str::<String>(SETTINGS[0].default).unwrap(),
-        DEFAULT_MODEL
-    );
+    assert_eq!(serde_json::from_str::<String>(SETTINGS[0].default).unwrap(), DEFAULT_MODEL);
 }

@@ -40,14 +40,7 @@ impl Document {
         let text = Rope::from_str(text);
         let language = Language::detect(language_id, uri);
         let tree = language.and_then(|language| syntax::parse(language, &text, None));
-        Document {
-            uri: uri.to_owned(),
-            language_id: language_id.to_owned(),
-            version,
-            text,
-            language,
-            tree,
-        }
+        Document { uri: uri.to_owned(), language_id: language_id.to_owned(), version, text, language, tree }
     }
 
     /// Applies one change and updates the tree incrementally, without re-parsing yet.
@@ -66,11 +59,7 @@ impl Document {
         let mut start = start_result.unwrap_or(len);
         let end = end_result.unwrap_or(len);
         // A reversed range is treated as the range between the two positions.
-        let (start_byte, end_byte) = if start <= end {
-            (start, end)
-        } else {
-            (end, start)
-        };
+        let (start_byte, end_byte) = if start <= end { (start, end) } else { (end, start) };
         start = start_byte;
         let before = self.text.clone();
         let start_char = self.text.byte_to_char(start);
@@ -78,13 +67,7 @@ impl Document {
         self.text.remove(start_char..end_char);
         self.text.insert(start_char, &change.text);
         if let Some(tree) = &mut self.tree {
-            tree.edit(&syntax::edit_for(
-                &before,
-                &self.text,
-                start,
-                end_byte,
-                change.text.len(),
-            ));
+            tree.edit(&syntax::edit_for(&before, &self.text, start, end_byte, change.text.len()));
         }
         clamped
     }
@@ -93,10 +76,7 @@ impl Document {
     ///
     /// Returns how many ranges had to be clamped.
     pub fn apply(&mut self, version: i32, changes: &[Change], encoding: Encoding) -> usize {
-        let clamped = changes
-            .iter()
-            .filter(|change| self.apply_change(change, encoding))
-            .count();
+        let clamped = changes.iter().filter(|change| self.apply_change(change, encoding)).count();
         self.version = version;
         self.reparse();
         clamped
@@ -146,17 +126,9 @@ impl Store {
     }
 
     /// Applies changes to an open document; returns how many ranges were clamped.
-    pub fn change(
-        &self,
-        uri: &str,
-        version: i32,
-        changes: &[Change],
-        encoding: Encoding,
-    ) -> Result<usize, StoreError> {
+    pub fn change(&self, uri: &str, version: i32, changes: &[Change], encoding: Encoding) -> Result<usize, StoreError> {
         let mut documents = self.inner.lock();
-        let document = documents
-            .get_mut(uri)
-            .ok_or_else(|| StoreError::UnknownDocument(uri.to_owned()))?;
+        let document = documents.get_mut(uri).ok_or_else(|| StoreError::UnknownDocument(uri.to_owned()))?;
         Ok(document.apply(version, changes, encoding))
     }
 

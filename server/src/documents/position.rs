@@ -34,11 +34,7 @@ pub struct LineOutOfRange {
 
 impl std::fmt::Display for LineOutOfRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "line {} is past the end of the document ({} lines)",
-            self.line, self.line_count
-        )
+        write!(f, "line {} is past the end of the document ({} lines)", self.line, self.line_count)
     }
 }
 
@@ -48,10 +44,7 @@ impl std::error::Error for LineOutOfRange {}
 pub fn byte_offset(rope: &Rope, pos: LineCol, encoding: Encoding) -> Result<usize, LineOutOfRange> {
     let line = pos.line as usize;
     if line >= rope.len_lines() {
-        return Err(LineOutOfRange {
-            line: pos.line,
-            line_count: rope.len_lines(),
-        });
+        return Err(LineOutOfRange { line: pos.line, line_count: rope.len_lines() });
     }
     let start_char = rope.line_to_char(line);
     let end_char = start_char + line_len_chars(rope, line);
@@ -90,10 +83,7 @@ pub fn line_col(rope: &Rope, byte: usize, encoding: Encoding) -> LineCol {
         Encoding::Utf8 => rope.char_to_byte(char_idx) - rope.char_to_byte(start_char),
         Encoding::Utf16 => rope.char_to_utf16_cu(char_idx) - rope.char_to_utf16_cu(start_char),
     };
-    LineCol {
-        line: line as u32,
-        column: column as u32,
-    }
+    LineCol { line: line as u32, column: column as u32 }
 }
 
 /// Number of characters on `line`, without its line break.
@@ -113,12 +103,7 @@ fn line_len_chars(rope: &Rope, line: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn offset(
-        text: &str,
-        line: u32,
-        column: u32,
-        encoding: Encoding,
-    ) -> Result<usize, LineOutOfRange> {
+    fn offset(text: &str, line: u32, column: u32, encoding: Encoding) -> Result<usize, LineOutOfRange> {
         byte_offset(&Rope::from_str(text), LineCol { line, column }, encoding)
     }
 
@@ -151,18 +136,9 @@ mod tests {
     #[test]
     fn line_past_the_end_is_an_error() {
         assert_eq!(offset("ab\n", 1, 0, Encoding::Utf16), Ok(3));
-        assert_eq!(
-            offset("ab\n", 2, 0, Encoding::Utf16),
-            Err(LineOutOfRange {
-                line: 2,
-                line_count: 2
-            })
-        );
+        assert_eq!(offset("ab\n", 2, 0, Encoding::Utf16), Err(LineOutOfRange { line: 2, line_count: 2 }));
         let rope = Rope::from_str("ab\n");
-        assert_eq!(
-            byte_offset_clamped(&rope, LineCol { line: 7, column: 0 }, Encoding::Utf16),
-            3
-        );
+        assert_eq!(byte_offset_clamped(&rope, LineCol { line: 7, column: 0 }, Encoding::Utf16), 3);
     }
 
     #[test]
@@ -176,16 +152,9 @@ mod tests {
                     continue;
                 }
                 let pos = line_col(&rope, byte, encoding);
-                assert_eq!(
-                    byte_offset(&rope, pos, encoding),
-                    Ok(byte),
-                    "{encoding:?} {byte}"
-                );
+                assert_eq!(byte_offset(&rope, pos, encoding), Ok(byte), "{encoding:?} {byte}");
             }
         }
-        assert_eq!(
-            line_col(&rope, 12, Encoding::Utf16),
-            LineCol { line: 2, column: 0 }
-        );
+        assert_eq!(line_col(&rope, 12, Encoding::Utf16), LineCol { line: 2, column: 0 });
     }
 }

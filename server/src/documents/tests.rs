@@ -66,18 +66,13 @@ const PIECES: &[&str] = &[
 ];
 
 fn random_text(rng: &mut fastrand::Rng, pieces: usize) -> String {
-    (0..pieces)
-        .map(|_| PIECES[rng.usize(..PIECES.len())])
-        .collect()
+    (0..pieces).map(|_| PIECES[rng.usize(..PIECES.len())]).collect()
 }
 
 fn random_pos(rng: &mut fastrand::Rng, text: &str) -> LineCol {
     let lines = text.split('\n').count() as u32;
     // Sometimes past the end of a line or of the file, as buggy clients send.
-    LineCol {
-        line: rng.u32(0..lines + 1),
-        column: rng.u32(0..12),
-    }
+    LineCol { line: rng.u32(0..lines + 1), column: rng.u32(0..12) }
 }
 
 fn run_edits(language_id: &str, uri: &str, seed: u64, steps: usize) {
@@ -88,30 +83,16 @@ fn run_edits(language_id: &str, uri: &str, seed: u64, steps: usize) {
     for step in 0..steps {
         let encoding = encodings[rng.usize(..encodings.len())];
         let change = if rng.u8(..50) == 0 {
-            Change {
-                range: None,
-                text: random_text(&mut rng, 6),
-            }
+            Change { range: None, text: random_text(&mut rng, 6) }
         } else {
             let mut a = random_pos(&mut rng, &oracle);
-            let mut b = if rng.bool() {
-                a
-            } else {
-                random_pos(&mut rng, &oracle)
-            };
+            let mut b = if rng.bool() { a } else { random_pos(&mut rng, &oracle) };
             if b < a {
                 std::mem::swap(&mut a, &mut b);
             }
             let pieces = rng.usize(1..3);
-            let text = if rng.u8(..4) == 0 {
-                String::new()
-            } else {
-                random_text(&mut rng, pieces)
-            };
-            Change {
-                range: Some((a, b)),
-                text,
-            }
+            let text = if rng.u8(..4) == 0 { String::new() } else { random_text(&mut rng, pieces) };
+            Change { range: Some((a, b)), text }
         };
         match change.range {
             None => oracle = change.text.clone(),
@@ -122,19 +103,11 @@ fn run_edits(language_id: &str, uri: &str, seed: u64, steps: usize) {
             }
         }
         document.apply(step as i32 + 1, std::slice::from_ref(&change), encoding);
-        assert_eq!(
-            document.text.to_string(),
-            oracle,
-            "seed {seed} step {step} {change:?} {encoding:?}"
-        );
+        assert_eq!(document.text.to_string(), oracle, "seed {seed} step {step} {change:?} {encoding:?}");
         if let Some(language) = document.language {
-            let fresh =
-                syntax::parse(language, &document.text, None).map(|t| t.root_node().to_sexp());
+            let fresh = syntax::parse(language, &document.text, None).map(|t| t.root_node().to_sexp());
             let incremental = document.tree.as_ref().map(|t| t.root_node().to_sexp());
-            assert_eq!(
-                incremental, fresh,
-                "seed {seed} step {step}: incremental tree differs from a fresh parse"
-            );
+            assert_eq!(incremental, fresh, "seed {seed} step {step}: incremental tree differs from a fresh parse");
         }
     }
 }
@@ -160,14 +133,8 @@ fn several_changes_in_one_notification_apply_in_order() {
     let mut document = Document::new("file:///t/a.py", "python", 1, "ab\ncd\n");
     let at = |line, column| LineCol { line, column };
     let changes = [
-        Change {
-            range: Some((at(0, 0), at(0, 0))),
-            text: "x\n".into(),
-        },
-        Change {
-            range: Some((at(2, 1), at(2, 2))),
-            text: "Z".into(),
-        },
+        Change { range: Some((at(0, 0), at(0, 0))), text: "x\n".into() },
+        Change { range: Some((at(2, 1), at(2, 2))), text: "Z".into() },
     ];
     assert_eq!(document.apply(2, &changes, Encoding::Utf16), 0);
     assert_eq!(document.text.to_string(), "x\nab\ncZ\n");
@@ -177,27 +144,11 @@ fn several_changes_in_one_notification_apply_in_order() {
 #[test]
 fn store_reports_unknown_documents() {
     let store = Store::default();
-    let err = store
-        .change("file:///nope", 1, &[], Encoding::Utf16)
-        .unwrap_err();
+    let err = store.change("file:///nope", 1, &[], Encoding::Utf16).unwrap_err();
     assert_eq!(err, StoreError::UnknownDocument("file:///nope".into()));
     assert!(store.close("file:///nope").is_err());
     store.open(Document::new("file:///a.rs", "rust", 1, "fn main() {}"));
     let snapshot = store.snapshot("file:///a.rs").unwrap();
-    store
-        .change(
-            "file:///a.rs",
-            2,
-            &[Change {
-                range: None,
-                text: String::new(),
-            }],
-            Encoding::Utf16,
-        )
-        .unwrap();
-    assert_eq!(
-        snapshot.text.to_string(),
-        "fn main() {}",
-        "a snapshot never changes"
-    );
+    store.change("file:///a.rs", 2, &[Change { range: None, text: String::new() }], Encoding::Utf16).unwrap();
+    assert_eq!(snapshot.text.to_string(), "fn main() {}", "a snapshot never changes");
 }

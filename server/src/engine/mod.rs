@@ -122,10 +122,7 @@ impl CancelToken {
 
     pub fn is_cancelled(&self) -> bool {
         self.flag.load(Ordering::Acquire)
-            || self
-                .generation
-                .as_ref()
-                .is_some_and(|(latest, mine)| latest.load(Ordering::Acquire) != *mine)
+            || self.generation.as_ref().is_some_and(|(latest, mine)| latest.load(Ordering::Acquire) != *mine)
     }
 }
 
@@ -154,24 +151,11 @@ pub struct Counters {
 impl Engine {
     /// Starts the worker, which loads `spec` in the background.
     pub fn start(spec: ModelSpec, settings: &crate::config::Settings) -> Engine {
-        let (state_tx, state) = watch::channel(State::Loading {
-            message: format!("loading {spec}"),
-            percent: None,
-        });
+        let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let queue = Arc::new(queue::Queue::default());
         let counters = Arc::new(Counters::default());
-        worker::spawn(
-            spec,
-            settings.clone(),
-            queue.clone(),
-            state_tx,
-            counters.clone(),
-        );
-        Engine {
-            queue,
-            state,
-            counters,
-        }
+        worker::spawn(spec, settings.clone(), queue.clone(), state_tx, counters.clone());
+        Engine { queue, state, counters }
     }
 
     pub fn state(&self) -> State {
@@ -198,9 +182,7 @@ impl Engine {
         // Dropping this future (a cancelled request) cancels the job too.
         let mut guard = CancelOnDrop(Some(cancel.clone()));
         self.queue.push(queue::Entry { job, cancel, reply });
-        let result = answer
-            .await
-            .unwrap_or(Err(EngineError::Failed("the engine stopped".into())));
+        let result = answer.await.unwrap_or(Err(EngineError::Failed("the engine stopped".into())));
         guard.0 = None;
         result
     }

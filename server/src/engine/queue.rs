@@ -44,9 +44,7 @@ impl PartialOrd for Queued {
 impl Ord for Queued {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // Higher priority first; among equals the lower order (older) first.
-        self.priority
-            .cmp(&other.priority)
-            .then(other.order.cmp(&self.order))
+        self.priority.cmp(&other.priority).then(other.order.cmp(&self.order))
     }
 }
 
@@ -61,11 +59,7 @@ impl Queue {
         let mut guard = self.heap.lock();
         let (heap, counter) = &mut *guard;
         *counter += 1;
-        heap.push(Queued {
-            priority: entry.job.priority,
-            order: *counter,
-            entry,
-        });
+        heap.push(Queued { priority: entry.job.priority, order: *counter, entry });
         self.ready.notify_one();
     }
 

@@ -8,12 +8,7 @@ pub enum ModelSpec {
     /// A `.gguf` file on disk.
     Path(PathBuf),
     /// `hf:OWNER/REPO/FILE.gguf`, optionally `@REVISION` after the repo and `#sha256=HEX` at the end.
-    HuggingFace {
-        repo: String,
-        file: String,
-        revision: String,
-        sha256: Option<String>,
-    },
+    HuggingFace { repo: String, file: String, revision: String, sha256: Option<String> },
     /// The deterministic test backend; see `engine::test_backend`. Test builds only.
     #[cfg(feature = "test-backend")]
     Test(String),
@@ -36,11 +31,7 @@ impl ModelSpec {
             Some((rest, hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 (rest, Some(hex.to_ascii_lowercase()))
             }
-            Some(_) => {
-                return Err(format!(
-                    "`{text}`: #sha256= must be followed by 64 hex digits"
-                ))
-            }
+            Some(_) => return Err(format!("`{text}`: #sha256= must be followed by 64 hex digits")),
             None => (rest, None),
         };
         let parts: Vec<&str> = rest.splitn(3, '/').collect();
@@ -77,10 +68,7 @@ mod tests {
 
     #[test]
     fn paths_and_hub_specs() {
-        assert_eq!(
-            ModelSpec::parse("/m/a.gguf"),
-            Ok(ModelSpec::Path("/m/a.gguf".into()))
-        );
+        assert_eq!(ModelSpec::parse("/m/a.gguf"), Ok(ModelSpec::Path("/m/a.gguf".into())));
         assert_eq!(
             ModelSpec::parse("hf:o/r/sub/f.gguf"),
             Ok(ModelSpec::HuggingFace {
@@ -104,13 +92,7 @@ mod tests {
 
     #[test]
     fn malformed_specs_are_errors() {
-        for bad in [
-            "",
-            "hf:",
-            "hf:o/r",
-            "hf:o//f.gguf",
-            "hf:o/r/f.gguf#sha256=12",
-        ] {
+        for bad in ["", "hf:", "hf:o/r", "hf:o//f.gguf", "hf:o/r/f.gguf#sha256=12"] {
             assert!(ModelSpec::parse(bad).is_err(), "{bad}");
         }
     }

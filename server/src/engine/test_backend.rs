@@ -24,16 +24,11 @@ pub(crate) struct TestBackend {
 impl TestBackend {
     pub fn load(options: &str, state: &watch::Sender<State>) -> Result<TestBackend, String> {
         let (mode, query) = options.split_once('?').unwrap_or((options, ""));
-        let mut backend = TestBackend {
-            token_ms: 0,
-            tokens: 4,
-        };
+        let mut backend = TestBackend { token_ms: 0, tokens: 4 };
         let mut load_ms = 0;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let number: u64 = value
-                .parse()
-                .map_err(|_| format!("test backend: bad number in `{pair}`"))?;
+            let number: u64 = value.parse().map_err(|_| format!("test backend: bad number in `{pair}`"))?;
             match key {
                 "load_ms" => load_ms = number,
                 "token_ms" => backend.token_ms = number,
@@ -43,10 +38,7 @@ impl TestBackend {
         }
         for step in 1..=4u32 {
             std::thread::sleep(Duration::from_millis(load_ms / 4));
-            state.send_replace(State::Loading {
-                message: "loading test model".into(),
-                percent: Some(step * 25),
-            });
+            state.send_replace(State::Loading { message: "loading test model".into(), percent: Some(step * 25) });
         }
         match mode {
             "checksum" => Ok(backend),
@@ -58,9 +50,7 @@ impl TestBackend {
 
 /// FNV-1a, 64 bits.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl Backend for TestBackend {
@@ -73,27 +63,15 @@ impl Backend for TestBackend {
         let answer = format!("/*{}:{:016x}*/", job.prefix.len(), fnv1a(whole.as_bytes()));
         let piece = answer.len().div_ceil(self.tokens);
         let mut text = String::new();
-        let mut stats = Stats {
-            prompt_tokens: whole.len(),
-            evaluated_tokens: whole.len(),
-            ..Stats::default()
-        };
+        let mut stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
         for chunk in answer.as_bytes().chunks(piece) {
             if cancel.is_cancelled() {
-                return Ok(Output {
-                    text,
-                    stop: StopReason::Cancelled,
-                    stats,
-                });
+                return Ok(Output { text, stop: StopReason::Cancelled, stats });
             }
             std::thread::sleep(Duration::from_millis(self.token_ms));
             text.push_str(std::str::from_utf8(chunk).unwrap_or_default());
             stats.generated_tokens += 1;
         }
-        Ok(Output {
-            text,
-            stop: StopReason::EndOfText,
-            stats,
-        })
+        Ok(Output { text, stop: StopReason::EndOfText, stats })
     }
 }

@@ -9,23 +9,12 @@ use super::convert;
 use super::inline_completion::suggest;
 use super::server::Server;
 
-pub async fn handle(
-    server: &Server,
-    params: CompletionParams,
-) -> Result<Option<CompletionResponse>> {
-    let Some((snapshot, suggestion)) =
-        suggest(server, &params.text_document_position_params).await?
-    else {
+pub async fn handle(server: &Server, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+    let Some((snapshot, suggestion)) = suggest(server, &params.text_document_position_params).await? else {
         return Ok(Some(CompletionResponse::CompletionItemList(Vec::new())));
     };
     let encoding = server.session.encoding();
-    let label = suggestion
-        .text
-        .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let label = suggestion.text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default().trim().to_owned();
     let item = json!({
         "label": label,
         "kind": 1,
@@ -40,7 +29,7 @@ pub async fn handle(
             "newText": suggestion.text,
         },
     });
-    let response = serde_json::from_value(json!({"isIncomplete": true, "items": [item]}))
-        .map_err(|_| Error::internal_error())?;
+    let response =
+        serde_json::from_value(json!({"isIncomplete": true, "items": [item]})).map_err(|_| Error::internal_error())?;
     Ok(Some(response))
 }

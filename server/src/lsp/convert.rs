@@ -6,17 +6,11 @@ use tower_lsp_server::jsonrpc;
 use crate::documents::{position, Encoding, LineCol, Snapshot};
 
 pub fn line_col(position: Position) -> LineCol {
-    LineCol {
-        line: position.line,
-        column: position.character,
-    }
+    LineCol { line: position.line, column: position.character }
 }
 
 pub fn position(pos: LineCol) -> Position {
-    Position {
-        line: pos.line,
-        character: pos.column,
-    }
+    Position { line: pos.line, character: pos.column }
 }
 
 /// The byte offset of an LSP position in a snapshot; a line past the end is invalid params.

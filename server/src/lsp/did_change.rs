@@ -37,23 +37,14 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
         .content_changes
         .into_iter()
         .map(|change| Change {
-            range: change
-                .range
-                .map(|r| (convert::line_col(r.start), convert::line_col(r.end))),
+            range: change.range.map(|r| (convert::line_col(r.start), convert::line_col(r.end))),
             text: change.text,
         })
         .collect();
     let uri = &params.text_document.uri;
-    match session.store.change(
-        uri,
-        params.text_document.version,
-        &changes,
-        session.encoding(),
-    ) {
+    match session.store.change(uri, params.text_document.version, &changes, session.encoding()) {
         Ok(0) => {}
-        Ok(clamped) => tracing::warn!(
-            "didChange {uri}: {clamped} ranges past the end of the document were clamped"
-        ),
+        Ok(clamped) => tracing::warn!("didChange {uri}: {clamped} ranges past the end of the document were clamped"),
         Err(err) => tracing::warn!("didChange ignored: {err}"),
     }
 }

@@ -1,39 +1,57 @@
 //! `workspace/didChangeConfiguration`: re-read settings; restart the engine if the model changed.
+//!
+//! Settings sent with the notification are applied by `ordered` in wire order ([`apply`]), so a
+//! request sent after the change sees it. The slow half ([`handle`]) pulls settings when the
+//! notification carries none, reports problems, and restarts the engine.
+
+use std::sync::atomic::Ordering;
 
 use tower_lsp_server::gen_lsp_types::DidChangeConfigurationParams;
 
 use super::server::Server;
+use super::session::Session;
 use super::{initialized, progress};
-use crate::config::Options;
+use crate::config::{Options, Settings};
+
+/// Merges settings carried by the notification, in wire order.
+pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
+    let settings = params.and_then(|p| p.get("settings")).unwrap_or(&serde_json::Value::Null);
+    if carries_nothing(settings) {
+        return;
+    }
+    let before = session.settings();
+    let mut problems = Vec::new();
+    let options = Options::from_json(settings, "didChangeConfiguration", &mut problems);
+    session.editor_options.lock().merge(&options);
+    session.pending_problems.lock().extend(problems);
+    let after = session.resolve_settings();
+    if engine_changed(&before, &after) {
+        session.engine_restart_pending.store(true, Ordering::Release);
+    }
+}
 
 pub async fn handle(server: &Server, params: DidChangeConfigurationParams) {
     let session = &server.session;
-    let before = session.settings();
-    if params.settings.is_null() || params.settings.as_object().is_some_and(|o| o.is_empty()) {
+    if carries_nothing(&params.settings) {
         // The client only signals a change: pull the new values.
+        let before = session.settings();
         initialized::pull_configuration(server).await;
-    } else {
-        let mut problems = Vec::new();
-        let options = Options::from_json(&params.settings, "didChangeConfiguration", &mut problems);
-        session.editor_options.lock().merge(&options);
-        session.pending_problems.lock().extend(problems);
-        session.resolve_settings();
+        if engine_changed(&before, &session.settings()) {
+            session.engine_restart_pending.store(true, Ordering::Release);
+        }
     }
     initialized::report_problems(server).await;
-    let after = session.settings();
-    let engine_changed = (
-        &before.model,
-        before.threads,
-        before.gpu_layers,
-        before.context_size,
-    ) != (
-        &after.model,
-        after.threads,
-        after.gpu_layers,
-        after.context_size,
-    );
-    if engine_changed && session.is_initialized() {
+    if session.engine_restart_pending.swap(false, Ordering::AcqRel) {
         tracing::info!("engine settings changed: restarting the engine");
         progress::start_engine(server).await;
     }
+}
+
+fn carries_nothing(settings: &serde_json::Value) -> bool {
+    settings.is_null() || settings.as_object().is_some_and(|o| o.is_empty())
+}
+
+fn engine_changed(before: &Settings, after: &Settings) -> bool {
+    (&before.model, before.threads, before.gpu_layers, before.context_size)
+        != (&after.model, after.threads, after.gpu_layers, after.context_size)
 }

@@ -24,22 +24,9 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
     if !session.is_initialized() {
         return tracing::warn!("didOpen before initialized: ignored");
     }
-    let Some(Params {
-        text_document: item,
-    }) = params.and_then(|p| Params::deserialize(p).ok())
-    else {
+    let Some(Params { text_document: item }) = params.and_then(|p| Params::deserialize(p).ok()) else {
         return tracing::warn!("didOpen with malformed params: ignored");
     };
-    tracing::debug!(
-        "open {} ({}, {} bytes)",
-        item.uri,
-        item.language_id,
-        item.text.len()
-    );
-    session.store.open(Document::new(
-        &item.uri,
-        &item.language_id,
-        item.version,
-        &item.text,
-    ));
+    tracing::debug!("open {} ({}, {} bytes)", item.uri, item.language_id, item.text.len());
+    session.store.open(Document::new(&item.uri, &item.language_id, item.version, &item.text));
 }

@@ -3,9 +3,7 @@
 //! It answers at once; the model loads later, in the background (see `initialized`).
 
 use serde_json::json;
-use tower_lsp_server::gen_lsp_types::{
-    InitializeParams, InitializeResult, ServerCapabilities, ServerInfo,
-};
+use tower_lsp_server::gen_lsp_types::{InitializeParams, InitializeResult, ServerCapabilities, ServerInfo};
 use tower_lsp_server::jsonrpc::Result;
 
 use super::convert;
@@ -19,28 +17,16 @@ pub const COMMANDS: &[&str] = &[super::execute_command::STATUS];
 pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeResult> {
     let session = &server.session;
     let capabilities = &params.capabilities;
-    let offered = capabilities
-        .general
-        .as_ref()
-        .and_then(|general| general.position_encodings.as_deref());
+    let offered = capabilities.general.as_ref().and_then(|general| general.position_encodings.as_deref());
     let encoding = convert::negotiate(offered);
     *session.encoding.write() = encoding;
     *session.client.write() = ClientSupport {
-        work_done_progress: capabilities
-            .window
-            .as_ref()
-            .and_then(|w| w.work_done_progress)
-            .unwrap_or(false),
-        configuration: capabilities
-            .workspace
-            .as_ref()
-            .and_then(|w| w.configuration)
-            .unwrap_or(false),
+        work_done_progress: capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+        configuration: capabilities.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
     };
     if let Some(options) = &params.initialization_options {
         let mut problems = Vec::new();
-        *session.editor_options.lock() =
-            Options::from_json(options, "initializationOptions", &mut problems);
+        *session.editor_options.lock() = Options::from_json(options, "initializationOptions", &mut problems);
         session.pending_problems.lock().extend(problems);
     }
     session.resolve_settings();
@@ -60,9 +46,6 @@ pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeRes
     })?;
     Ok(InitializeResult {
         capabilities,
-        server_info: Some(ServerInfo {
-            name: "mistral-lsp".into(),
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-        }),
+        server_info: Some(ServerInfo { name: "mistral-lsp".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
     })
 }

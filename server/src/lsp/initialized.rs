@@ -1,6 +1,5 @@
 //! `initialized`: pull the workspace configuration, report option problems, start the engine.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tower_lsp_server::gen_lsp_types::{ConfigurationItem, MessageType};
@@ -12,7 +11,6 @@ use crate::config::Options;
 pub const SECTION: &str = "mistral-lsp";
 
 pub async fn handle(server: &Server) {
-    server.session.initialized.store(true, Ordering::Release);
     pull_configuration(server).await;
     report_problems(server).await;
     super::progress::start_engine(server).await;
@@ -24,15 +22,8 @@ pub async fn pull_configuration(server: &Server) {
     if !session.client.read().configuration {
         return;
     }
-    let item = ConfigurationItem {
-        scope_uri: None,
-        section: Some(SECTION.into()),
-    };
-    let answer = tokio::time::timeout(
-        Duration::from_secs(5),
-        server.client.configuration(vec![item]),
-    )
-    .await;
+    let item = ConfigurationItem { scope_uri: None, section: Some(SECTION.into()) };
+    let answer = tokio::time::timeout(Duration::from_secs(5), server.client.configuration(vec![item])).await;
     let value = match answer {
         Ok(Ok(mut values)) if !values.is_empty() => values.swap_remove(0),
         Ok(Ok(_)) => return,
@@ -52,11 +43,9 @@ pub async fn report_problems(server: &Server) {
     for problem in problems {
         let message = format!("mistral-lsp: {problem}");
         tracing::warn!("{message}");
-        if server.session.first_report(&message) {
-            server
-                .client
-                .show_message(MessageType::Warning, message)
-                .await;
+        // The same problem from another source (a re-sent setting) is not shown twice.
+        if server.session.first_report(&problem.message) {
+            server.client.show_message(MessageType::Warning, message).await;
         }
     }
 }

@@ -1,9 +1,7 @@
 //! `textDocument/inlineCompletion`: the suggestion as ghost text.
 
 use serde_json::json;
-use tower_lsp_server::gen_lsp_types::{
-    InlineCompletionParams, InlineCompletionResponse, TextDocumentPositionParams,
-};
+use tower_lsp_server::gen_lsp_types::{InlineCompletionParams, InlineCompletionResponse, TextDocumentPositionParams};
 use tower_lsp_server::jsonrpc::{Error, Result};
 
 use super::convert;
@@ -13,13 +11,8 @@ use crate::completion::{self, Suggestion};
 use crate::documents::Snapshot;
 use crate::engine::{CancelToken, EngineError};
 
-pub async fn handle(
-    server: &Server,
-    params: InlineCompletionParams,
-) -> Result<Option<InlineCompletionResponse>> {
-    let Some((snapshot, suggestion)) =
-        suggest(server, &params.text_document_position_params).await?
-    else {
+pub async fn handle(server: &Server, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
+    let Some((snapshot, suggestion)) = suggest(server, &params.text_document_position_params).await? else {
         return Ok(Some(empty()));
     };
     let encoding = server.session.encoding();
@@ -27,8 +20,7 @@ pub async fn handle(
         "insertText": suggestion.text,
         "range": convert::range(&snapshot, suggestion.start, suggestion.end, encoding),
     });
-    let response =
-        serde_json::from_value(json!({ "items": [item] })).map_err(|_| Error::internal_error())?;
+    let response = serde_json::from_value(json!({ "items": [item] })).map_err(|_| Error::internal_error())?;
     Ok(Some(response))
 }
 
@@ -45,10 +37,7 @@ pub(super) async fn suggest(
     let session = &server.session;
     let ticket = current_ticket();
     let uri = at.text_document.uri.as_ref();
-    let snapshot = session
-        .store
-        .snapshot(uri)
-        .ok_or_else(|| convert::unknown_document(uri))?;
+    let snapshot = session.store.snapshot(uri).ok_or_else(|| convert::unknown_document(uri))?;
     let offset = convert::offset(&snapshot, at.position, session.encoding())?;
     let settings = session.settings();
     if !settings.completes(&snapshot.language_id) {
@@ -71,16 +60,10 @@ pub(super) async fn suggest(
     }
     match result {
         Ok(Some(suggestion)) => Ok(Some((snapshot, suggestion))),
-        Ok(None)
-        | Err(EngineError::NotReady | EngineError::Cancelled | EngineError::Unavailable(_)) => {
-            Ok(None)
-        }
+        Ok(None) | Err(EngineError::NotReady | EngineError::Cancelled | EngineError::Unavailable(_)) => Ok(None),
         Err(err @ EngineError::Failed(_)) => {
             tracing::error!("{err}");
-            Err(Error {
-                message: err.to_string().into(),
-                ..Error::internal_error()
-            })
+            Err(Error { message: err.to_string().into(), ..Error::internal_error() })
         }
     }
 }

@@ -38,17 +38,14 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (service, socket) =
-        LspService::build(|client| server::Server::new(client, session.clone())).finish();
+    let (service, socket) = LspService::build(|client| server::Server::new(client, session.clone())).finish();
     let service = ordered::Ordered::new(service, session.clone());
     let (guard_to_server, server_input) = tokio::io::duplex(1 << 20);
     let (server_output, server_to_merge) = tokio::io::duplex(1 << 20);
     let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(transport::guard_input(input, guard_to_server, errors_tx));
     let writer = tokio::spawn(transport::merge_output(server_to_merge, errors_rx, output));
-    Transport::new(server_input, server_output, socket)
-        .serve(service)
-        .await;
+    Transport::new(server_input, server_output, socket).serve(service).await;
     // The server's output side is closed now; let the writer drain what is left.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
     if session.shutdown_requested.load(Ordering::Acquire) {

@@ -15,7 +15,7 @@ use tower_lsp_server::jsonrpc::{Request, Response};
 use tower_lsp_server::ExitedError;
 
 use super::session::{Session, Ticket};
-use super::{did_change, did_close, did_open};
+use super::{did_change, did_change_configuration, did_close, did_open};
 
 tokio::task_local! {
     static TICKET: Ticket;
@@ -55,16 +55,22 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let session = &self.session;
         let is_notification = request.id().is_none();
+        let sync: Option<fn(&Session, Option<&serde_json::Value>)> = match request.method() {
+            "textDocument/didOpen" if is_notification => Some(did_open::apply),
+            "textDocument/didChange" if is_notification => Some(did_change::apply),
+            "textDocument/didClose" if is_notification => Some(did_close::apply),
+            _ => None,
+        };
+        if let Some(apply) = sync {
+            apply(session, request.params());
+            return Box::pin(std::future::ready(Ok(None)));
+        }
         match request.method() {
-            "textDocument/didOpen" if is_notification => {
-                return done(did_open::apply(session, request.params()))
-            }
-            "textDocument/didChange" if is_notification => {
-                return done(did_change::apply(session, request.params()))
-            }
-            "textDocument/didClose" if is_notification => {
-                return done(did_close::apply(session, request.params()))
-            }
+            // Applied here and then handed on: the handler does the slow part.
+            "workspace/didChangeConfiguration" => did_change_configuration::apply(session, request.params()),
+            // Documents are accepted from the moment `initialize` arrives: well-behaved clients
+            // wait for its answer anyway, and `initialized` may race them through tower-lsp.
+            "initialize" => session.initialized.store(true, Ordering::Release),
             "shutdown" => session.shutdown_requested.store(true, Ordering::Release),
             "textDocument/inlineCompletion" | "textDocument/completion" => {
                 if let Some(uri) = document_uri(request.params()) {
@@ -78,14 +84,6 @@ where
     }
 }
 
-fn done(_: ()) -> BoxFuture {
-    Box::pin(std::future::ready(Ok(None)))
-}
-
 fn document_uri(params: Option<&serde_json::Value>) -> Option<String> {
-    params?
-        .get("textDocument")?
-        .get("uri")?
-        .as_str()
-        .map(str::to_owned)
+    params?.get("textDocument")?.get("uri")?.as_str().map(str::to_owned)
 }

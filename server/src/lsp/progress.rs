@@ -36,39 +36,21 @@ pub async fn start_engine(server: &Server) {
         Err(message) => {
             let message = format!("mistral-lsp: bad model setting: {message}");
             tracing::error!("{message}");
-            server
-                .client
-                .show_message(MessageType::Error, message)
-                .await;
+            server.client.show_message(MessageType::Error, message).await;
             return;
         }
     };
     *session.engine.write() = Some(engine.clone());
     let support = *session.client.read();
-    tokio::spawn(report(
-        server.client.clone(),
-        engine,
-        support.work_done_progress,
-    ));
+    tokio::spawn(report(server.client.clone(), engine, support.work_done_progress));
 }
 
 async fn report(client: Client, engine: Engine, work_done_progress: bool) {
     let mut states = engine.watch();
     let token = ProgressToken::String(format!("mistral-lsp/model/{}", std::process::id()));
     let mut progress = None;
-    if work_done_progress
-        && client
-            .create_work_done_progress(token.clone())
-            .await
-            .is_ok()
-    {
-        progress = Some(
-            client
-                .progress(token, "mistral-lsp: loading the model")
-                .with_percentage(0)
-                .begin()
-                .await,
-        );
+    if work_done_progress && client.create_work_done_progress(token.clone()).await.is_ok() {
+        progress = Some(client.progress(token, "mistral-lsp: loading the model").with_percentage(0).begin().await);
     }
     loop {
         let state = states.borrow_and_update().clone();
@@ -87,16 +69,12 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
         match state {
             State::Loading { .. } => {
                 if let Some(progress) = &progress {
-                    progress
-                        .report_with_message(message, percent.unwrap_or(0))
-                        .await;
+                    progress.report_with_message(message, percent.unwrap_or(0)).await;
                 }
             }
             State::Ready { .. } => {
                 if let Some(progress) = progress.take() {
-                    progress
-                        .finish_with_message(format!("ready: {message}"))
-                        .await;
+                    progress.finish_with_message(format!("ready: {message}")).await;
                 }
                 return;
             }
@@ -104,9 +82,7 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
                 if let Some(progress) = progress.take() {
                     progress.finish_with_message("failed").await;
                 }
-                client
-                    .show_message(MessageType::Error, format!("mistral-lsp: {message}"))
-                    .await;
+                client.show_message(MessageType::Error, format!("mistral-lsp: {message}")).await;
                 return;
             }
         }

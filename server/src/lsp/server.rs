@@ -40,10 +40,7 @@ impl LanguageServer for Server {
         super::did_change_configuration::handle(self, params).await;
     }
 
-    async fn inline_completion(
-        &self,
-        params: InlineCompletionParams,
-    ) -> Result<Option<InlineCompletionResponse>> {
+    async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
         super::inline_completion::handle(self, params).await
     }
 
@@ -51,10 +48,7 @@ impl LanguageServer for Server {
         super::completion::handle(self, params).await
     }
 
-    async fn code_action(
-        &self,
-        params: CodeActionParams,
-    ) -> Result<Option<Vec<CodeActionResponse>>> {
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<Vec<CodeActionResponse>>> {
         super::code_action::handle(self, params)
     }
 

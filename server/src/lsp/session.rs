@@ -31,6 +31,8 @@ pub struct Session {
     pub tickets: Tickets,
     pub initialized: AtomicBool,
     pub shutdown_requested: AtomicBool,
+    /// Set when settings that the engine depends on changed and it has not restarted yet.
+    pub engine_restart_pending: AtomicBool,
     /// Problems already shown to the user, so each is shown once.
     reported: Mutex<HashSet<String>>,
     /// Problems found before the client could be told (command line, environment).
@@ -50,6 +52,7 @@ impl Session {
             tickets: Tickets::default(),
             initialized: AtomicBool::new(false),
             shutdown_requested: AtomicBool::new(false),
+            engine_restart_pending: AtomicBool::new(false),
             reported: Mutex::new(HashSet::new()),
             pending_problems: Mutex::new(problems),
         })
@@ -111,12 +114,7 @@ impl Ticket {
 impl Tickets {
     /// Issues the next ticket for `uri`, superseding every earlier one.
     pub fn issue(&self, uri: &str) -> Ticket {
-        let latest = self
-            .latest
-            .lock()
-            .entry(uri.to_owned())
-            .or_default()
-            .clone();
+        let latest = self.latest.lock().entry(uri.to_owned()).or_default().clone();
         let mine = latest.fetch_add(1, Ordering::AcqRel) + 1;
         Ticket { latest, mine }
     }

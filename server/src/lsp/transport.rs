@@ -84,32 +84,19 @@ pub async fn merge_output<W: AsyncWrite + Unpin>(
 }
 
 fn error_body(id: Value, code: i64, message: &str) -> Vec<u8> {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-        .to_string()
-        .into_bytes()
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string().into_bytes()
 }
 
 /// Checks that a body is a JSON-RPC 2.0 message tower-lsp can decode.
 fn check(body: &[u8]) -> Result<(), (Value, i64, String)> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|err| (Value::Null, -32700, format!("parse error: {err}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| (Value::Null, -32700, format!("parse error: {err}")))?;
     let Value::Object(message) = value else {
-        return Err((
-            Value::Null,
-            -32600,
-            "invalid request: a message must be a JSON object".into(),
-        ));
+        return Err((Value::Null, -32600, "invalid request: a message must be a JSON object".into()));
     };
     let id = message.get("id").cloned();
-    let id_ok = matches!(
-        id,
-        None | Some(Value::Number(_) | Value::String(_) | Value::Null)
-    );
-    let answer_id = if id_ok {
-        id.clone().unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
+    let id_ok = matches!(id, None | Some(Value::Number(_) | Value::String(_) | Value::Null));
+    let answer_id = if id_ok { id.clone().unwrap_or(Value::Null) } else { Value::Null };
     let invalid = |why: &str| Err((answer_id.clone(), -32600, format!("invalid request: {why}")));
     if message.get("jsonrpc") != Some(&Value::String("2.0".into())) {
         return invalid("`jsonrpc` must be \"2.0\"");
@@ -123,11 +110,7 @@ fn check(body: &[u8]) -> Result<(), (Value, i64, String)> {
             Some(_) => invalid("`params` must be an object or an array"),
         },
         Some(_) => invalid("`method` must be a string"),
-        None if id.is_some()
-            && (message.contains_key("result") || message.contains_key("error")) =>
-        {
-            Ok(())
-        }
+        None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => Ok(()),
         None => invalid("a message needs a `method`, or an `id` with a `result` or `error`"),
     }
 }
@@ -171,9 +154,7 @@ impl FrameReader {
             }
             let keep = self.buffer.len().min(HEADER.len());
             let dropped = self.buffer.len() - keep;
-            let garbage = self.buffer[..dropped]
-                .iter()
-                .any(|b| !b.is_ascii_whitespace());
+            let garbage = self.buffer[..dropped].iter().any(|b| !b.is_ascii_whitespace());
             self.buffer.drain(..dropped);
             if garbage {
                 return Frame::Bad("parse error: bytes outside a message were skipped".into());
@@ -182,10 +163,7 @@ impl FrameReader {
                 return Frame::Eof;
             }
         };
-        if self.buffer[..start]
-            .iter()
-            .any(|b| !b.is_ascii_whitespace())
-        {
+        if self.buffer[..start].iter().any(|b| !b.is_ascii_whitespace()) {
             self.buffer.drain(..start);
             return Frame::Bad("parse error: bytes outside a message were skipped".into());
         }
@@ -196,26 +174,18 @@ impl FrameReader {
             }
             if self.buffer.len() > 64 * 1024 || !self.fill(input).await {
                 self.buffer.drain(..HEADER.len().min(self.buffer.len()));
-                return if self.eof {
-                    Frame::Eof
-                } else {
-                    Frame::Bad("parse error: header too long".into())
-                };
+                return if self.eof { Frame::Eof } else { Frame::Bad("parse error: header too long".into()) };
             }
         };
         let headers = String::from_utf8_lossy(&self.buffer[..header_end]).into_owned();
         self.buffer.drain(..header_end + 4);
         let length = headers.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>())
+            name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>())
         });
         let length = match length {
             Some(Ok(n)) if n <= MAX_BODY => n,
-            Some(Ok(n)) => {
-                return Frame::Bad(format!("parse error: message of {n} bytes is too large"))
-            }
+            Some(Ok(n)) => return Frame::Bad(format!("parse error: message of {n} bytes is too large")),
             _ => return Frame::Bad(format!("parse error: bad header `{}`", headers.trim())),
         };
         while self.buffer.len() < length {
@@ -239,9 +209,7 @@ impl FrameReader {
 }
 
 fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window.eq_ignore_ascii_case(needle))
+    haystack.windows(needle.len()).position(|window| window.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
@@ -270,24 +238,10 @@ mod tests {
         );
         let got = frames(input.as_bytes()).await;
         assert_eq!(got[0], Ok(good.to_owned()));
-        assert_eq!(
-            got[1],
-            Ok("{\"a".to_owned()),
-            "a short length yields a truncated body"
-        );
-        assert!(
-            got[2].is_err(),
-            "then the rest is skipped as garbage: {got:?}"
-        );
-        assert_eq!(
-            got[3],
-            Ok("{\"x\"".to_owned()),
-            "a long length gives back the next header"
-        );
-        assert!(
-            got[4..].iter().all(|frame| frame == &Ok(good.to_owned())),
-            "{got:?}"
-        );
+        assert_eq!(got[1], Ok("{\"a".to_owned()), "a short length yields a truncated body");
+        assert!(got[2].is_err(), "then the rest is skipped as garbage: {got:?}");
+        assert_eq!(got[3], Ok("{\"x\"".to_owned()), "a long length gives back the next header");
+        assert!(got[4..].iter().all(|frame| frame == &Ok(good.to_owned())), "{got:?}");
         assert_eq!(got.len(), 8);
     }
 
@@ -305,18 +259,8 @@ mod tests {
         assert!(check(br#"{"jsonrpc":"2.0","id":"a","result":null}"#).is_ok());
         assert_eq!(check(b"{not json").unwrap_err().1, -32700);
         assert_eq!(check(b"[1,2]").unwrap_err().1, -32600);
-        assert_eq!(
-            check(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#)
-                .unwrap_err()
-                .1,
-            -32600
-        );
-        assert_eq!(
-            check(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":5}"#)
-                .unwrap_err()
-                .0,
-            json!(3)
-        );
+        assert_eq!(check(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).unwrap_err().1, -32600);
+        assert_eq!(check(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":5}"#).unwrap_err().0, json!(3));
         assert_eq!(check(br#"{"id":3,"method":"x"}"#).unwrap_err().1, -32600);
     }
 }

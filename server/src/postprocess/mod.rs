@@ -31,11 +31,7 @@ mod tests {
             ("done", "", "done"),
         ];
         for (candidate, suffix, expected) in cases {
-            assert_eq!(
-                trim_line_suffix(candidate, suffix),
-                expected,
-                "{candidate:?} before {suffix:?}"
-            );
+            assert_eq!(trim_line_suffix(candidate, suffix), expected, "{candidate:?} before {suffix:?}");
         }
     }
 }

@@ -15,10 +15,7 @@ pub struct Infill {
 /// Splits `text` at byte `cursor` (rounded down to a character boundary).
 pub fn infill(text: &Rope, cursor: usize) -> Infill {
     let cursor = text.char_to_byte(text.byte_to_char(cursor.min(text.len_bytes())));
-    Infill {
-        prefix: text.byte_slice(..cursor).to_string(),
-        suffix: text.byte_slice(cursor..).to_string(),
-    }
+    Infill { prefix: text.byte_slice(..cursor).to_string(), suffix: text.byte_slice(cursor..).to_string() }
 }
 
 #[cfg(test)]
@@ -29,13 +26,7 @@ mod tests {
     fn check(marked: &str, prefix: &str, suffix: &str) {
         let cursor = marked.find("$0").expect("no cursor marker");
         let text = Rope::from_str(&marked.replacen("$0", "", 1));
-        assert_eq!(
-            infill(&text, cursor),
-            Infill {
-                prefix: prefix.into(),
-                suffix: suffix.into()
-            }
-        );
+        assert_eq!(infill(&text, cursor), Infill { prefix: prefix.into(), suffix: suffix.into() });
     }
 
     #[test]

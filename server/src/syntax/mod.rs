@@ -88,13 +88,7 @@ pub fn parse(language: Language, rope: &Rope, old: Option<&Tree>) -> Option<Tree
 /// Describes replacing `old_range` of `before` with text of `new_len` bytes, for [`Tree::edit`].
 ///
 /// `after` is the rope once the replacement is made.
-pub fn edit_for(
-    before: &Rope,
-    after: &Rope,
-    start: usize,
-    old_end: usize,
-    new_len: usize,
-) -> InputEdit {
+pub fn edit_for(before: &Rope, after: &Rope, start: usize, old_end: usize, new_len: usize) -> InputEdit {
     InputEdit {
         start_byte: start,
         old_end_byte: old_end,
@@ -108,8 +102,5 @@ pub fn edit_for(
 /// The tree-sitter point (row, byte column) of a byte offset.
 pub fn point(rope: &Rope, byte: usize) -> Point {
     let row = rope.byte_to_line(byte);
-    Point {
-        row,
-        column: byte - rope.line_to_byte(row),
-    }
+    Point { row, column: byte - rope.line_to_byte(row) }
 }
