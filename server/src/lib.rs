@@ -10,6 +10,7 @@ pub mod config;
 pub mod documents;
 pub mod engine;
 pub mod lsp;
+pub mod models;
 pub mod postprocess;
 pub mod prompt;
 pub mod syntax;

@@ -2,7 +2,7 @@
 
 use crate::config::Settings;
 use crate::documents::Snapshot;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, Prompt};
 use crate::{postprocess, prompt};
 
 /// Text to show at the cursor, replacing bytes `start..end` of the snapshot.
@@ -23,12 +23,8 @@ pub async fn suggest(
 ) -> Result<Option<Suggestion>, EngineError> {
     let infill = prompt::infill(&snapshot.text, offset);
     let line_suffix = infill.suffix.split(['\n', '\r']).next().unwrap_or_default().to_owned();
-    let job = Job {
-        priority: Priority::Interactive,
-        prefix: infill.prefix,
-        suffix: infill.suffix,
-        max_tokens: settings.max_tokens,
-    };
+    let prompt = Prompt::Infill { prefix: infill.prefix, suffix: infill.suffix };
+    let job = Job::new(Priority::Interactive, prompt, settings.max_tokens);
     let output = engine.generate(job, cancel).await?;
     let text = postprocess::trim_line_suffix(&output.text, &line_suffix);
     if text.trim().is_empty() {

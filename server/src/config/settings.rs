@@ -31,7 +31,7 @@ pub const SETTINGS: &[SettingDef] = &[
     },
     SettingDef {
         key: "contextSize",
-        kind: Kind::Integer { min: 256, max: 131_072 },
+        kind: Kind::Integer { min: 256, max: 1_048_576 },
         default: "8192",
         description: "Context window of the model in tokens.",
         env: Some("MISTRAL_LSP_CONTEXT_SIZE"),

@@ -1,39 +1,138 @@
 //! The model engine: the only module that runs a model or blocks on one.
 //!
-//! A dedicated worker thread owns the backend. The rest of the server submits [`Job`]s and awaits
-//! their [`Output`] without blocking; every job carries a [`CancelToken`] that the worker checks
-//! between steps, so stale work stops instead of running to the end.
+//! A dedicated worker thread owns the model and one persistent llama.cpp context. The rest of the
+//! server submits [`Job`]s and awaits their [`Output`] without blocking; every job carries a
+//! [`CancelToken`] that the worker checks between decode batches and between generated tokens.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
+mod llama;
 mod queue;
-pub mod spec;
 #[cfg(feature = "test-backend")]
 mod test_backend;
 mod worker;
 
+pub use crate::models::ModelSpec;
+pub use llama::Tokenizer;
 pub use queue::Priority;
-pub use spec::ModelSpec;
+
+/// A chat message for instruct prompts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// A token of the model's own vocabulary, named by purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Special {
+    Bos,
+    FimPrefix,
+    FimSuffix,
+    FimMiddle,
+    FimRepo,
+    FimSeparator,
+}
+
+/// One piece of a prompt assembled by the prompt builder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Plain text; special-token spellings inside it stay text.
+    Text(String),
+    /// A special token of the vocabulary. The job fails if the model has none.
+    Special(Special),
+}
+
+/// What the model sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// Native fill-in-the-middle with the vocabulary's FIM tokens, prefix first:
+    /// `[BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID`. Trimmed to fit: prefix from its start, suffix
+    /// from its end, 3:1.
+    Infill { prefix: String, suffix: String },
+    /// Segments in order. Trimmed to fit by dropping tokens from the start.
+    Segments(Vec<Segment>),
+    /// Chat messages rendered with the model's chat template; the answer follows.
+    Chat(Vec<ChatMessage>),
+}
+
+/// How to pick tokens. `temperature <= 0` is greedy (deterministic).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    pub seed: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Sampling {
+        Sampling { temperature: 0.0, top_k: 40, top_p: 0.95, seed: 0x5eed }
+    }
+}
+
+/// Time limits of one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Most time spent decoding the prompt.
+    pub prompt: Duration,
+    /// Most time spent generating, counted from the first generated token.
+    pub generation: Duration,
+}
+
+impl Budget {
+    /// Defaults per priority: a person waits for interactive work; background work may take long.
+    pub fn for_priority(priority: Priority) -> Budget {
+        match priority {
+            Priority::Interactive => Budget { prompt: Duration::from_secs(30), generation: Duration::from_secs(10) },
+            Priority::Background | Priority::Idle => {
+                Budget { prompt: Duration::from_secs(300), generation: Duration::from_secs(120) }
+            }
+        }
+    }
+}
 
 /// What a job asks the model for.
 #[derive(Clone, Debug)]
 pub struct Job {
     pub priority: Priority,
-    /// Text before the cursor (or the whole prompt for non-infill jobs).
-    pub prefix: String,
-    /// Text after the cursor.
-    pub suffix: String,
+    pub prompt: Prompt,
     pub max_tokens: u32,
+    /// Generation stops before the first of these strings.
+    pub stop: Vec<String>,
+    pub budget: Budget,
+    pub sampling: Sampling,
+}
+
+impl Job {
+    /// A job with the defaults for its priority: greedy, no stop strings.
+    pub fn new(priority: Priority, prompt: Prompt, max_tokens: u32) -> Job {
+        Job {
+            priority,
+            prompt,
+            max_tokens,
+            stop: Vec::new(),
+            budget: Budget::for_priority(priority),
+            sampling: Sampling::default(),
+        }
+    }
 }
 
 /// Why generation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
     EndOfText,
+    StopString,
     MaxTokens,
+    /// The prompt did not finish decoding within its budget.
+    PromptBudget,
+    /// Generation ran out of its time budget.
+    TimeBudget,
     Cancelled,
 }
 
@@ -46,6 +145,10 @@ pub struct Stats {
     /// Prompt tokens decoded for this job.
     pub evaluated_tokens: usize,
     pub generated_tokens: usize,
+    /// Prompt tokens dropped to fit the context.
+    pub trimmed_tokens: usize,
+    pub prompt_ms: u64,
+    pub generation_ms: u64,
 }
 
 /// What a finished job produced.
@@ -65,6 +168,8 @@ pub enum EngineError {
     Unavailable(String),
     /// The job was cancelled before it produced anything.
     Cancelled,
+    /// The job cannot run on this model (for example FIM tokens it does not have).
+    Unsupported(String),
     /// The backend failed on this job.
     Failed(String),
 }
@@ -75,12 +180,32 @@ impl std::fmt::Display for EngineError {
             EngineError::NotReady => write!(f, "the model is still loading"),
             EngineError::Unavailable(why) => write!(f, "no model: {why}"),
             EngineError::Cancelled => write!(f, "cancelled"),
+            EngineError::Unsupported(why) => write!(f, "not supported by this model: {why}"),
             EngineError::Failed(why) => write!(f, "generation failed: {why}"),
         }
     }
 }
 
 impl std::error::Error for EngineError {}
+
+/// What the loaded model is, from its GGUF metadata and vocabulary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// A one-line description for status displays.
+    pub description: String,
+    /// `general.architecture`, such as `llama` or `qwen2`.
+    pub architecture: String,
+    /// `general.name`, if present.
+    pub name: String,
+    /// The vocabulary has FIM prefix, suffix and middle tokens.
+    pub has_fim_tokens: bool,
+    /// The vocabulary has repo-level tokens (`<|repo_name|>`, `<|file_sep|>`).
+    pub has_repo_tokens: bool,
+    /// The GGUF carries a chat template.
+    pub has_chat_template: bool,
+    pub context_size: u32,
+    pub threads: u32,
+}
 
 /// The engine's state, as the editor's status shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,8 +215,10 @@ pub enum State {
         message: String,
         percent: Option<u32>,
     },
+    /// Ready. `notice` is a problem the user should know about that did not stop loading.
     Ready {
-        model: String,
+        model: ModelInfo,
+        notice: Option<String>,
     },
     Failed {
         message: String,
@@ -126,49 +253,68 @@ impl CancelToken {
     }
 }
 
-/// What a backend implements. It runs on the worker thread only.
-pub(crate) trait Backend: Send {
-    fn describe(&self) -> String;
-    fn generate(&mut self, job: &Job, cancel: &CancelToken) -> Result<Output, EngineError>;
-}
-
-/// A cheap handle to the engine. Clones share the one worker.
-#[derive(Clone)]
-pub struct Engine {
-    queue: Arc<queue::Queue>,
-    state: watch::Receiver<State>,
-    counters: Arc<Counters>,
-}
-
 /// Totals over the engine's life, for tests and the status command.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub jobs: AtomicU64,
     pub evaluated_tokens: AtomicU64,
+    pub reused_tokens: AtomicU64,
     pub generated_tokens: AtomicU64,
 }
 
+/// A cheap handle to the engine. Clones share the one worker; when the last clone is dropped the
+/// worker finishes its current job and exits, freeing the model.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Arc<queue::Queue>,
+    state: watch::Receiver<State>,
+    counters: Arc<Counters>,
+    tokenizer: Arc<OnceLock<Tokenizer>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
 impl Engine {
-    /// Starts the worker, which loads `spec` in the background.
+    /// Starts the worker, which resolves and loads `spec` in the background.
     pub fn start(spec: ModelSpec, settings: &crate::config::Settings) -> Engine {
         let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let queue = Arc::new(queue::Queue::default());
         let counters = Arc::new(Counters::default());
-        worker::spawn(spec, settings.clone(), queue.clone(), state_tx, counters.clone());
-        Engine { queue, state, counters }
+        let tokenizer = Arc::new(OnceLock::new());
+        let shared = worker::Shared {
+            queue: queue.clone(),
+            state: state_tx,
+            counters: counters.clone(),
+            tokenizer: tokenizer.clone(),
+        };
+        worker::spawn(spec, settings.clone(), shared);
+        Engine { inner: Arc::new(Inner { queue, state, counters, tokenizer }) }
     }
 
     pub fn state(&self) -> State {
-        self.state.borrow().clone()
+        self.inner.state.borrow().clone()
     }
 
     /// A receiver that sees every state change, for progress reports.
     pub fn watch(&self) -> watch::Receiver<State> {
-        self.state.clone()
+        self.inner.state.clone()
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.counters
+        &self.inner.counters
+    }
+
+    /// The model's tokenizer, once a llama.cpp model is loaded.
+    pub fn tokenizer(&self) -> Option<Tokenizer> {
+        self.inner.tokenizer.get().cloned()
     }
 
     /// Runs a job on the worker. Never blocks the caller's thread.
@@ -181,10 +327,24 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         // Dropping this future (a cancelled request) cancels the job too.
         let mut guard = CancelOnDrop(Some(cancel.clone()));
-        self.queue.push(queue::Entry { job, cancel, reply });
+        self.inner.queue.push(queue::Entry { job, cancel, reply });
         let result = answer.await.unwrap_or(Err(EngineError::Failed("the engine stopped".into())));
         guard.0 = None;
         result
+    }
+
+    /// Waits until the engine is ready or failed; returns the final state.
+    pub async fn ready(&self) -> State {
+        let mut states = self.watch();
+        loop {
+            let state = states.borrow_and_update().clone();
+            if !matches!(state, State::Loading { .. }) {
+                return state;
+            }
+            if states.changed().await.is_err() {
+                return self.state();
+            }
+        }
     }
 }
 

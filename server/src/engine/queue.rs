@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::{CancelToken, EngineError, Job, Output};
 
 /// Interactive work runs before background work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     /// Cache pre-warming and speculative work.
     Idle,
@@ -49,32 +49,78 @@ impl Ord for Queued {
 }
 
 #[derive(Default)]
+struct Inner {
+    heap: BinaryHeap<Queued>,
+    counter: u64,
+    closed: bool,
+}
+
+#[derive(Default)]
 pub(crate) struct Queue {
-    heap: Mutex<(BinaryHeap<Queued>, u64)>,
+    inner: Mutex<Inner>,
     ready: Condvar,
 }
 
 impl Queue {
     pub fn push(&self, entry: Entry) {
-        let mut guard = self.heap.lock();
-        let (heap, counter) = &mut *guard;
-        *counter += 1;
-        heap.push(Queued { priority: entry.job.priority, order: *counter, entry });
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            let _ = entry.reply.send(Err(EngineError::Failed("the engine was stopped".into())));
+            return;
+        }
+        inner.counter += 1;
+        let order = inner.counter;
+        inner.heap.push(Queued { priority: entry.job.priority, order, entry });
         self.ready.notify_one();
     }
 
-    /// Blocks until a job is there. Jobs cancelled while queued are answered and skipped.
-    pub fn pop(&self) -> Entry {
-        let mut guard = self.heap.lock();
+    /// Blocks until a job is there; `None` once the queue is closed. Jobs cancelled while queued
+    /// are answered and skipped.
+    pub fn pop(&self) -> Option<Entry> {
+        let mut inner = self.inner.lock();
         loop {
-            while let Some(queued) = guard.0.pop() {
-                if queued.entry.cancel.is_cancelled() {
-                    let _ = queued.entry.reply.send(Err(EngineError::Cancelled));
-                    continue;
-                }
-                return queued.entry;
+            if inner.closed {
+                return None;
             }
-            self.ready.wait(&mut guard);
+            if let Some(entry) = Self::take_live(&mut inner, None) {
+                return Some(entry);
+            }
+            self.ready.wait(&mut inner);
         }
+    }
+
+    /// Takes a waiting job of higher priority than `than`, without blocking.
+    pub fn pop_higher(&self, than: super::Priority) -> Option<Entry> {
+        let mut inner = self.inner.lock();
+        Self::take_live(&mut inner, Some(than))
+    }
+
+    fn take_live(inner: &mut Inner, above: Option<Priority>) -> Option<Entry> {
+        loop {
+            let top = inner.heap.peek()?;
+            if above.is_some_and(|above| top.priority <= above) {
+                return None;
+            }
+            let queued = inner.heap.pop()?;
+            if queued.entry.cancel.is_cancelled() {
+                let _ = queued.entry.reply.send(Err(EngineError::Cancelled));
+                continue;
+            }
+            return Some(queued.entry);
+        }
+    }
+
+    /// Stops the worker after its current job; queued jobs are answered with an error.
+    pub fn close(&self) {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        for queued in inner.heap.drain() {
+            let _ = queued.entry.reply.send(Err(EngineError::Failed("the engine was stopped".into())));
+        }
+        self.ready.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
     }
 }

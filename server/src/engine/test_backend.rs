@@ -3,8 +3,9 @@
 //!
 //! Spec: `test:MODE[?load_ms=N&token_ms=N&tokens=N]`. Modes:
 //! - `checksum`: answers `/*LEN:HASH*/`, where LEN is the prefix's length in bytes and HASH the
-//!   FNV-1a hash (hex) of prefix + suffix. Tests compute the same from their own copy of the text,
-//!   which proves the completion saw every edit sent before it.
+//!   FNV-1a hash (hex) of prefix + suffix (for `Prompt::Infill`; other prompts hash their text
+//!   with LEN 0). Tests compute the same from their own copy of the text, which proves the
+//!   completion saw every edit sent before it.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! The answer is emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between
@@ -12,17 +13,24 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use super::{Backend, CancelToken, EngineError, Job, Output, State, Stats, StopReason};
+use super::worker::{Backend, Shared, Step};
+use super::{CancelToken, EngineError, Job, ModelInfo, Output, Prompt, Segment, Stats, StopReason};
 
 pub(crate) struct TestBackend {
     token_ms: u64,
     tokens: usize,
 }
 
+pub(crate) struct Running {
+    pieces: Vec<String>,
+    next: usize,
+    text: String,
+    cancel: CancelToken,
+    stats: Stats,
+}
+
 impl TestBackend {
-    pub fn load(options: &str, state: &watch::Sender<State>) -> Result<TestBackend, String> {
+    pub fn load(options: &str, shared: &Shared) -> Result<TestBackend, String> {
         let (mode, query) = options.split_once('?').unwrap_or((options, ""));
         let mut backend = TestBackend { token_ms: 0, tokens: 4 };
         let mut load_ms = 0;
@@ -38,13 +46,17 @@ impl TestBackend {
         }
         for step in 1..=4u32 {
             std::thread::sleep(Duration::from_millis(load_ms / 4));
-            state.send_replace(State::Loading { message: "loading test model".into(), percent: Some(step * 25) });
+            shared.loading("loading test model".into(), Some(step * 25));
         }
         match mode {
             "checksum" => Ok(backend),
             "fail" => Err("test backend: asked to fail".into()),
             _ => Err(format!("test backend: unknown mode `{mode}`")),
         }
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo { description: "test backend".into(), architecture: "test".into(), ..ModelInfo::default() }
     }
 }
 
@@ -54,24 +66,42 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Backend for TestBackend {
-    fn describe(&self) -> String {
-        "test backend".into()
+    type Running = Running;
+
+    fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
+        let (cursor, whole) = match &job.prompt {
+            Prompt::Infill { prefix, suffix } => (prefix.len(), format!("{prefix}{suffix}")),
+            Prompt::Segments(segments) => {
+                (0, segments.iter().map(|s| if let Segment::Text(t) = s { t.as_str() } else { "" }).collect::<String>())
+            }
+            Prompt::Chat(messages) => (0, messages.iter().map(|m| m.content.as_str()).collect::<String>()),
+        };
+        let answer = format!("/*{cursor}:{:016x}*/", fnv1a(whole.as_bytes()));
+        let size = answer.len().div_ceil(self.tokens);
+        let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        let stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
+        Ok(Running { pieces, next: 0, text: String::new(), cancel, stats })
     }
 
-    fn generate(&mut self, job: &Job, cancel: &CancelToken) -> Result<Output, EngineError> {
-        let whole = format!("{}{}", job.prefix, job.suffix);
-        let answer = format!("/*{}:{:016x}*/", job.prefix.len(), fnv1a(whole.as_bytes()));
-        let piece = answer.len().div_ceil(self.tokens);
-        let mut text = String::new();
-        let mut stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
-        for chunk in answer.as_bytes().chunks(piece) {
-            if cancel.is_cancelled() {
-                return Ok(Output { text, stop: StopReason::Cancelled, stats });
-            }
-            std::thread::sleep(Duration::from_millis(self.token_ms));
-            text.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            stats.generated_tokens += 1;
+    fn step(&mut self, running: &mut Running) -> Step {
+        if running.cancel.is_cancelled() {
+            return Step::Done(Ok(Output {
+                text: running.text.clone(),
+                stop: StopReason::Cancelled,
+                stats: running.stats,
+            }));
         }
-        Ok(Output { text, stop: StopReason::EndOfText, stats })
+        let Some(piece) = running.pieces.get(running.next) else {
+            return Step::Done(Ok(Output {
+                text: running.text.clone(),
+                stop: StopReason::EndOfText,
+                stats: running.stats,
+            }));
+        };
+        std::thread::sleep(Duration::from_millis(self.token_ms));
+        running.text.push_str(piece);
+        running.next += 1;
+        running.stats.generated_tokens += 1;
+        Step::Continue
     }
 }

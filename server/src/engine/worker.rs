@@ -1,65 +1,114 @@
-//! The worker thread: loads the backend, then runs jobs from the queue one at a time.
+//! The worker thread: loads the backend, then runs jobs from the queue, letting a long
+//! low-priority job yield to more urgent ones between steps.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
-use super::queue::Queue;
-use super::{Backend, Counters, ModelSpec, State};
+use super::queue::{Entry, Queue};
+use super::{CancelToken, Counters, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, Tokenizer};
 use crate::config::Settings;
 
-pub(crate) fn spawn(
-    spec: ModelSpec,
-    settings: Settings,
-    queue: Arc<Queue>,
-    state: watch::Sender<State>,
-    counters: Arc<Counters>,
-) {
-    #[allow(clippy::disallowed_methods, reason = "the engine owns the model worker thread")]
-    let result = std::thread::Builder::new().name("mistral-lsp-engine".into()).spawn(move || {
-        let mut backend = match load(&spec, &settings, &state) {
-            Ok(backend) => backend,
-            Err(message) => {
-                tracing::error!("{message}");
-                state.send_replace(State::Failed { message });
-                fail_forever(&queue);
-            }
-        };
-        let model = backend.describe();
-        tracing::info!("model ready: {model}");
-        state.send_replace(State::Ready { model });
-        loop {
-            let entry = queue.pop();
-            let result = backend.generate(&entry.job, &entry.cancel);
-            if let Ok(output) = &result {
-                counters.jobs.fetch_add(1, Ordering::Relaxed);
-                counters.evaluated_tokens.fetch_add(output.stats.evaluated_tokens as u64, Ordering::Relaxed);
-                counters.generated_tokens.fetch_add(output.stats.generated_tokens as u64, Ordering::Relaxed);
-            }
-            let _ = entry.reply.send(result);
+/// What the worker shares with the engine handles.
+pub(crate) struct Shared {
+    pub queue: Arc<Queue>,
+    pub state: watch::Sender<State>,
+    pub counters: Arc<Counters>,
+    pub tokenizer: Arc<OnceLock<Tokenizer>>,
+}
+
+impl Shared {
+    pub fn loading(&self, message: String, percent: Option<u32>) {
+        self.state.send_replace(State::Loading { message, percent });
+    }
+
+    pub fn ready(&self, model: ModelInfo, notice: Option<String>) {
+        tracing::info!("model ready: {}", model.description);
+        if let Some(notice) = &notice {
+            tracing::error!("{notice}");
         }
+        self.state.send_replace(State::Ready { model, notice });
+    }
+
+    pub fn failed(&self, message: String) {
+        tracing::error!("{message}");
+        self.state.send_replace(State::Failed { message });
+    }
+}
+
+/// One step of a running job.
+pub(crate) enum Step {
+    /// More to do; a more urgent job may run before the next step.
+    Continue,
+    Done(Result<Output, EngineError>),
+}
+
+/// A model backend, driven one step at a time so the worker can interleave jobs.
+pub(crate) trait Backend {
+    type Running;
+    /// Prepares a job (tokenizing, trimming to fit). An error answers the job at once.
+    fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Self::Running, EngineError>;
+    /// Decodes one batch of the prompt or generates one token.
+    fn step(&mut self, running: &mut Self::Running) -> Step;
+}
+
+pub(crate) fn spawn(spec: ModelSpec, settings: Settings, shared: Shared) {
+    #[allow(clippy::disallowed_methods, reason = "the engine owns the model worker thread")]
+    let result = std::thread::Builder::new().name("mistral-lsp-engine".into()).spawn(move || match spec {
+        #[cfg(feature = "test-backend")]
+        ModelSpec::Test(options) => match super::test_backend::TestBackend::load(&options, &shared) {
+            Ok(mut backend) => {
+                shared.ready(backend.info(), None);
+                serve(&mut backend, &shared);
+            }
+            Err(message) => shared.failed(message),
+        },
+        spec => super::llama::run(&spec, &settings, &shared),
     });
     if let Err(err) = result {
         tracing::error!("cannot start the engine thread: {err}");
     }
 }
 
-/// After a failed load, answer every job with the failure (the handle checks state first, so
-/// this only catches jobs that raced the failure).
-fn fail_forever(queue: &Queue) -> ! {
-    loop {
-        let entry = queue.pop();
-        let _ = entry.reply.send(Err(super::EngineError::Unavailable("the model failed to load".into())));
+/// Runs jobs until the queue is closed (the last engine handle was dropped).
+pub(crate) fn serve<B: Backend>(backend: &mut B, shared: &Shared) {
+    while let Some(entry) = shared.queue.pop() {
+        run(backend, shared, entry);
     }
+    tracing::debug!("engine worker stopped");
 }
 
-fn load(spec: &ModelSpec, settings: &Settings, state: &watch::Sender<State>) -> Result<Box<dyn Backend>, String> {
-    let _ = (settings, state);
-    match spec {
-        #[cfg(feature = "test-backend")]
-        ModelSpec::Test(options) => super::test_backend::TestBackend::load(options, state).map(|b| Box::new(b) as _),
-        ModelSpec::Path(path) => Err(format!("cannot load {}: this build has no llama.cpp engine yet", path.display())),
-        ModelSpec::HuggingFace { .. } => Err(format!("cannot load {spec}: this build has no llama.cpp engine yet")),
+fn run<B: Backend>(backend: &mut B, shared: &Shared, entry: Entry) {
+    let priority = entry.job.priority;
+    let mut running = match backend.start(entry.job, entry.cancel) {
+        Ok(running) => running,
+        Err(err) => {
+            let _ = entry.reply.send(Err(err));
+            return;
+        }
+    };
+    loop {
+        match backend.step(&mut running) {
+            Step::Continue => {
+                if priority < Priority::Interactive {
+                    // Let urgent work through; this job resumes from where it was.
+                    while let Some(urgent) = shared.queue.pop_higher(priority) {
+                        run(backend, shared, urgent);
+                    }
+                }
+            }
+            Step::Done(result) => {
+                if let Ok(output) = &result {
+                    let counters = &shared.counters;
+                    counters.jobs.fetch_add(1, Ordering::Relaxed);
+                    counters.evaluated_tokens.fetch_add(output.stats.evaluated_tokens as u64, Ordering::Relaxed);
+                    counters.reused_tokens.fetch_add(output.stats.reused_tokens as u64, Ordering::Relaxed);
+                    counters.generated_tokens.fetch_add(output.stats.generated_tokens as u64, Ordering::Relaxed);
+                }
+                let _ = entry.reply.send(result);
+                return;
+            }
+        }
     }
 }

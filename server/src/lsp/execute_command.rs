@@ -23,7 +23,7 @@ fn status(server: &Server) -> LspAny {
     let (state, message, percent) = match engine.as_ref().map(|e| e.state()) {
         None => ("starting", "the engine has not started".to_owned(), None),
         Some(State::Loading { message, percent }) => ("loading", message, percent),
-        Some(State::Ready { model }) => ("ready", model, None),
+        Some(State::Ready { model, .. }) => ("ready", model.description, None),
         Some(State::Failed { message }) => ("error", message, None),
     };
     let counters = engine.as_ref().map(|e| e.counters());
@@ -37,6 +37,7 @@ fn status(server: &Server) -> LspAny {
         "documents": session.store.len(),
         "jobs": count(|c| c.jobs.load(std::sync::atomic::Ordering::Relaxed)),
         "evaluatedTokens": count(|c| c.evaluated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
+        "reusedTokens": count(|c| c.reused_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "generatedTokens": count(|c| c.generated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
     })
 }

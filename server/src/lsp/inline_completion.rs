@@ -61,6 +61,10 @@ pub(super) async fn suggest(
     match result {
         Ok(Some(suggestion)) => Ok(Some((snapshot, suggestion))),
         Ok(None) | Err(EngineError::NotReady | EngineError::Cancelled | EngineError::Unavailable(_)) => Ok(None),
+        Err(err @ EngineError::Unsupported(_)) => {
+            tracing::warn!("{err}");
+            Ok(None)
+        }
         Err(err @ EngineError::Failed(_)) => {
             tracing::error!("{err}");
             Err(Error { message: err.to_string().into(), ..Error::internal_error() })

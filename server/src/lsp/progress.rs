@@ -56,7 +56,7 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
         let state = states.borrow_and_update().clone();
         let (name, message, percent) = match &state {
             State::Loading { message, percent } => ("loading", message.clone(), *percent),
-            State::Ready { model } => ("ready", model.clone(), Some(100)),
+            State::Ready { model, .. } => ("ready", model.description.clone(), Some(100)),
             State::Failed { message } => ("error", message.clone(), None),
         };
         client
@@ -72,9 +72,12 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
                     progress.report_with_message(message, percent.unwrap_or(0)).await;
                 }
             }
-            State::Ready { .. } => {
+            State::Ready { notice, .. } => {
                 if let Some(progress) = progress.take() {
                     progress.finish_with_message(format!("ready: {message}")).await;
+                }
+                if let Some(notice) = notice {
+                    client.show_message(MessageType::Error, format!("mistral-lsp: {notice}")).await;
                 }
                 return;
             }

@@ -1,0 +1,537 @@
+//! The llama.cpp backend: loading a GGUF model, one persistent context, KV-cache reuse across
+//! jobs, cancellation and time budgets between steps. The only file that touches llama.cpp.
+//!
+//! The context holds two sequences ("slots"), each with the full context size: slot 0 for
+//! interactive work and cache pre-warming, slot 1 for background work. A background job that
+//! yields to a completion therefore keeps its cache and resumes where it was.
+
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::gguf::GgufContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::worker::{self, Backend, Shared, Step};
+use super::{
+    CancelToken, ChatMessage, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, Prompt, Segment, Special,
+    Stats, StopReason,
+};
+use crate::config::Settings;
+use crate::models::{self, FetchOptions};
+
+/// Tokens decoded per batch: the granularity of cancellation and of yielding.
+const BATCH: usize = 512;
+/// Slots: interactive (and pre-warming), background.
+const SLOTS: usize = 2;
+
+static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+
+fn backend() -> Result<&'static LlamaBackend, String> {
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|err| format!("cannot initialise llama.cpp: {err}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Resolves, loads and serves `spec` on this (the worker) thread until the engine is dropped.
+pub(crate) fn run(spec: &ModelSpec, settings: &Settings, shared: &Shared) {
+    let path = match resolve(spec, shared) {
+        Ok(path) => path,
+        Err(message) => return shared.failed(message),
+    };
+    let backend = match backend() {
+        Ok(backend) => backend,
+        Err(message) => return shared.failed(message),
+    };
+    shared.loading(format!("loading {}", path.display()), None);
+    let (model, notice) = match load_model(backend, &path, settings) {
+        Ok(loaded) => loaded,
+        Err(message) => return shared.failed(message),
+    };
+    let model = Arc::new(model);
+    let mut session = match Session::new(backend, &model, settings) {
+        Ok(session) => session,
+        Err(message) => return shared.failed(message),
+    };
+    let _ = shared.tokenizer.set(Tokenizer { model: model.clone() });
+    shared.ready(session.info.clone(), notice);
+    worker::serve(&mut session, shared);
+}
+
+fn resolve(spec: &ModelSpec, shared: &Shared) -> Result<PathBuf, String> {
+    let options = FetchOptions::from_env();
+    let mut last_percent = None;
+    let mut on_progress = |progress: models::Progress| {
+        let percent = progress.total.filter(|&t| t > 0).map(|t| (progress.downloaded * 100 / t) as u32);
+        if percent != last_percent {
+            last_percent = percent;
+            let mib = progress.downloaded / (1024 * 1024);
+            shared.loading(format!("downloading {spec}: {mib} MiB"), percent);
+        }
+        !shared.queue.is_closed()
+    };
+    models::resolve(spec, &options, &mut on_progress).map_err(|err| err.to_string())
+}
+
+/// Checks the file before llama.cpp sees it, so that each failure gets a message of its own.
+fn check_file(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    if !path.is_file() {
+        return Err(format!("model file not found: {shown}"));
+    }
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic));
+    if let Err(err) = read {
+        return Err(format!("cannot read the model file {shown}: {err}"));
+    }
+    if &magic != b"GGUF" {
+        return Err(format!("{shown} is not a GGUF model file (it does not start with the GGUF magic bytes)"));
+    }
+    let Some(gguf) = GgufContext::from_file(path) else {
+        return Err(format!("{shown} is truncated or corrupt: its GGUF header cannot be read"));
+    };
+    let key = gguf.find_key("general.architecture");
+    let architecture = if key >= 0 { gguf.val_str(key).unwrap_or_default().to_owned() } else { String::new() };
+    Ok(architecture)
+}
+
+fn load_model(
+    backend: &LlamaBackend,
+    path: &Path,
+    settings: &Settings,
+) -> Result<(LlamaModel, Option<String>), String> {
+    let architecture = check_file(path)?;
+    let mut notice = None;
+    let mut gpu_layers = settings.gpu_layers;
+    if gpu_layers > 0 && !backend.supports_gpu_offload() {
+        notice = Some(format!(
+            "gpuLayers is {gpu_layers}, but this build of mistral-lsp has no GPU backend or no GPU was found \
+             (build with --features cuda, vulkan or metal); running on the CPU"
+        ));
+        gpu_layers = 0;
+    }
+    let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+    let started = Instant::now();
+    let model = LlamaModel::load_from_file(backend, path, &params).map_err(|err| {
+        format!(
+            "llama.cpp could not load {} (architecture `{architecture}`): the file may be truncated or corrupt, \
+             or this llama.cpp does not support that architecture ({err}); the log has llama.cpp's own message",
+            path.display()
+        )
+    })?;
+    tracing::info!("loaded {} in {} ms", path.display(), started.elapsed().as_millis());
+    Ok((model, notice))
+}
+
+/// The model's vocabulary and metadata, usable from any thread (tokenizing only reads the model).
+#[derive(Clone)]
+pub struct Tokenizer {
+    model: Arc<LlamaModel>,
+}
+
+impl Tokenizer {
+    /// Number of tokens `text` takes, as plain text.
+    pub fn count(&self, text: &str) -> usize {
+        self.model.vocab().tokenize(text.as_bytes(), false, false).len()
+    }
+
+    /// Token ids of `text`, as plain text.
+    pub fn tokenize(&self, text: &str) -> Vec<i32> {
+        self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    }
+
+    /// The text of token ids.
+    pub fn detokenize(&self, tokens: &[i32]) -> String {
+        let vocab = self.model.vocab();
+        let bytes: Vec<u8> = tokens.iter().flat_map(|&t| vocab.token_to_piece(LlamaToken(t), false, None)).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The id of a special token, if the vocabulary has it.
+    pub fn special(&self, special: Special) -> Option<i32> {
+        special_token(&self.model, special).map(|t| t.0)
+    }
+
+    /// FIM prefix, suffix and middle, only if all three exist.
+    pub fn fim_tokens(&self) -> Option<[i32; 3]> {
+        let vocab = self.model.vocab();
+        let ids = [vocab.fim_pre().0, vocab.fim_suf().0, vocab.fim_mid().0];
+        ids.iter().all(|&id| id >= 0).then_some(ids)
+    }
+
+    /// End-of-generation tokens: EOS and EOT where present.
+    pub fn end_tokens(&self) -> Vec<i32> {
+        let vocab = self.model.vocab();
+        [vocab.eos().0, vocab.eot().0].into_iter().filter(|&id| id >= 0).collect()
+    }
+
+    /// A GGUF metadata value, such as `general.architecture`.
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        self.model.meta_val_str(key).ok()
+    }
+
+    /// Renders chat messages with the GGUF's chat template, ready for the answer.
+    pub fn apply_chat(&self, messages: &[ChatMessage]) -> Result<String, String> {
+        render_chat(&self.model, messages)
+    }
+}
+
+fn special_token(model: &LlamaModel, special: Special) -> Option<LlamaToken> {
+    let vocab = model.vocab();
+    let token = match special {
+        Special::Bos => vocab.bos(),
+        Special::FimPrefix => vocab.fim_pre(),
+        Special::FimSuffix => vocab.fim_suf(),
+        Special::FimMiddle => vocab.fim_mid(),
+        Special::FimRepo => vocab.fim_rep(),
+        Special::FimSeparator => vocab.fim_sep(),
+    };
+    (token.0 >= 0).then_some(token)
+}
+
+fn render_chat(model: &LlamaModel, messages: &[ChatMessage]) -> Result<String, String> {
+    let chat = messages
+        .iter()
+        .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("bad chat message: {err}"))?;
+    let template = match model.chat_template(None) {
+        Ok(template) => template,
+        // Models without a template get the widely understood ChatML.
+        Err(_) => LlamaChatTemplate::new("chatml").map_err(|err| err.to_string())?,
+    };
+    model.apply_chat_template(&template, &chat, true).map_err(|err| format!("cannot apply the chat template: {err}"))
+}
+
+struct Slot {
+    seq: i32,
+    /// Tokens whose state is in this slot's KV cache, positions 0.. in order.
+    cached: Vec<LlamaToken>,
+}
+
+/// The persistent context and what its cache holds.
+pub(crate) struct Session<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    slots: Vec<Slot>,
+    /// Tokens each slot can hold.
+    slot_size: usize,
+    /// The job whose logits the last decode left, and their index in that batch.
+    logits: Option<(u64, i32)>,
+    next_id: u64,
+    pub info: ModelInfo,
+}
+
+/// A job in progress.
+pub(crate) struct Running {
+    id: u64,
+    job: Job,
+    cancel: CancelToken,
+    slot: usize,
+    /// The prompt followed by the tokens generated so far.
+    tokens: Vec<LlamaToken>,
+    prompt_len: usize,
+    sampler: LlamaSampler,
+    bytes: Vec<u8>,
+    stats: Stats,
+    started: Instant,
+    prompt_done: Option<Instant>,
+    first_step: bool,
+}
+
+impl<'m> Session<'m> {
+    fn new(backend: &LlamaBackend, model: &'m LlamaModel, settings: &Settings) -> Result<Session<'m>, String> {
+        let threads = if settings.threads == 0 { num_cpus::get_physical().max(1) as u32 } else { settings.threads };
+        let slot_size = settings.context_size as usize;
+        let total = NonZeroU32::new(settings.context_size.saturating_mul(SLOTS as u32));
+        let params = LlamaContextParams::default()
+            .with_n_ctx(total)
+            .with_n_batch(BATCH as u32)
+            .with_n_ubatch(BATCH as u32)
+            .with_n_seq_max(SLOTS as u32)
+            .with_kv_unified(false)
+            .with_n_threads(threads as i32)
+            .with_n_threads_batch(threads as i32)
+            .with_no_perf(false);
+        let ctx = model.new_context(backend, params).map_err(|_| {
+            format!(
+                "cannot allocate a context of {} tokens for this model (not enough memory?); lower `contextSize`",
+                settings.context_size
+            )
+        })?;
+        let info = describe(model, settings.context_size, threads);
+        let slots = (0..SLOTS).map(|seq| Slot { seq: seq as i32, cached: Vec::new() }).collect();
+        Ok(Session { model, ctx, batch: LlamaBatch::new(BATCH, 1), slots, slot_size, logits: None, next_id: 0, info })
+    }
+
+    /// Tokenizes and trims a prompt so that it and `max_tokens` fit one slot.
+    fn prompt_tokens(&self, job: &Job) -> Result<(Vec<LlamaToken>, usize), EngineError> {
+        let vocab = self.model.vocab();
+        let text = |s: &str| vocab.tokenize(s.as_bytes(), false, false);
+        let reserve = (job.max_tokens as usize).min(self.slot_size / 2);
+        let limit = self.slot_size.saturating_sub(reserve + 1).max(16);
+        let bos = if vocab.should_add_bos() { special_token(self.model, Special::Bos) } else { None };
+        match &job.prompt {
+            Prompt::Infill { prefix, suffix } => {
+                let (Some(pre), Some(suf), Some(mid)) = (
+                    special_token(self.model, Special::FimPrefix),
+                    special_token(self.model, Special::FimSuffix),
+                    special_token(self.model, Special::FimMiddle),
+                ) else {
+                    return Err(EngineError::Unsupported("the model has no fill-in-the-middle tokens".into()));
+                };
+                let (mut prefix, mut suffix) = (text(prefix), text(suffix));
+                let available = limit.saturating_sub(3 + usize::from(bos.is_some()));
+                let total = prefix.len() + suffix.len();
+                let trimmed = total.saturating_sub(available);
+                if trimmed > 0 {
+                    // Prefix and suffix share the room 3:1; either gets what the other leaves.
+                    let suffix_room = suffix.len().min((available / 4).max(available.saturating_sub(prefix.len())));
+                    let prefix_room = prefix.len().min(available - suffix_room);
+                    prefix.drain(..prefix.len() - prefix_room);
+                    suffix.truncate(suffix_room);
+                }
+                let mut tokens: Vec<LlamaToken> = bos.into_iter().collect();
+                tokens.push(pre);
+                tokens.extend(prefix);
+                tokens.push(suf);
+                tokens.extend(suffix);
+                tokens.push(mid);
+                Ok((tokens, trimmed))
+            }
+            Prompt::Segments(segments) => {
+                let mut tokens = Vec::new();
+                for segment in segments {
+                    match segment {
+                        Segment::Text(s) => tokens.extend(text(s)),
+                        Segment::Special(special) => {
+                            tokens.push(special_token(self.model, *special).ok_or_else(|| {
+                                EngineError::Unsupported(format!("the model has no {special:?} token"))
+                            })?)
+                        }
+                    }
+                }
+                Ok(trim_front(tokens, limit, 0))
+            }
+            Prompt::Chat(messages) => {
+                let rendered = render_chat(self.model, messages).map_err(EngineError::Unsupported)?;
+                let mut tokens = vocab.tokenize(rendered.as_bytes(), false, true);
+                let keep = match bos {
+                    Some(bos) if tokens.first() != Some(&bos) => {
+                        tokens.insert(0, bos);
+                        1
+                    }
+                    Some(_) => 1,
+                    None => 0,
+                };
+                Ok(trim_front(tokens, limit, keep))
+            }
+        }
+    }
+
+    fn finish(&mut self, running: &mut Running, stop: StopReason) -> Step {
+        let now = Instant::now();
+        match running.prompt_done {
+            Some(done) => running.stats.generation_ms = now.duration_since(done).as_millis() as u64,
+            None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
+        }
+        let mut text = String::from_utf8_lossy(&running.bytes).into_owned();
+        if stop == StopReason::StopString {
+            if let Some(at) = running.job.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(at);
+            }
+        }
+        let stats = running.stats;
+        tracing::debug!(
+            "job {} {:?}: {} prompt tokens, {} reused, {} evaluated, {} trimmed, {} generated, prompt {} ms, generation {} ms",
+            running.id,
+            stop,
+            stats.prompt_tokens,
+            stats.reused_tokens,
+            stats.evaluated_tokens,
+            stats.trimmed_tokens,
+            stats.generated_tokens,
+            stats.prompt_ms,
+            stats.generation_ms
+        );
+        Step::Done(Ok(Output { text, stop, stats }))
+    }
+
+    /// Decodes the next batch of tokens the slot's cache lacks, reusing the longest common prefix.
+    fn decode_next(&mut self, running: &mut Running) -> Result<(), EngineError> {
+        let slot = &mut self.slots[running.slot];
+        let common = slot.cached.iter().zip(&running.tokens).take_while(|(a, b)| a == b).count();
+        // At least the last token is decoded again, to have its logits.
+        let keep = common.min(running.tokens.len() - 1);
+        if running.first_step {
+            running.first_step = false;
+            running.stats.reused_tokens = keep.min(running.prompt_len);
+        }
+        if keep < slot.cached.len() {
+            let removed = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), Some(keep as u32), None);
+            if !matches!(removed, Ok(true)) {
+                // A partial removal failed: start this slot afresh.
+                let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+                slot.cached.clear();
+                return Ok(());
+            }
+            slot.cached.truncate(keep);
+        }
+        let start = slot.cached.len();
+        let end = (start + BATCH).min(running.tokens.len());
+        self.batch.clear();
+        for (pos, &token) in running.tokens[start..end].iter().enumerate().map(|(i, t)| (start + i, t)) {
+            let last = pos + 1 == running.tokens.len();
+            self.batch.add(token, pos as i32, &[slot.seq], last).map_err(|err| EngineError::Failed(err.to_string()))?;
+        }
+        self.logits = None;
+        if let Err(err) = self.ctx.decode(&mut self.batch) {
+            // The cache may hold part of the batch now; forget this slot rather than guess.
+            let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+            slot.cached.clear();
+            return Err(EngineError::Failed(format!("llama.cpp decode failed: {err}")));
+        }
+        slot.cached.extend_from_slice(&running.tokens[start..end]);
+        running.stats.evaluated_tokens += end.min(running.prompt_len).saturating_sub(start.min(running.prompt_len));
+        if end == running.tokens.len() {
+            self.logits = Some((running.id, self.batch.n_tokens() - 1));
+        }
+        Ok(())
+    }
+}
+
+fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
+    let excess = tokens.len().saturating_sub(limit);
+    if excess > 0 {
+        tokens.drain(keep..keep + excess);
+    }
+    (tokens, excess)
+}
+
+fn describe(model: &LlamaModel, context_size: u32, threads: u32) -> ModelInfo {
+    let meta = |key: &str| model.meta_val_str(key).unwrap_or_default();
+    let vocab = model.vocab();
+    let has = |t: LlamaToken| t.0 >= 0;
+    let architecture = meta("general.architecture");
+    let name = meta("general.name");
+    let size_mib = model.size() / (1024 * 1024);
+    let params_m = model.n_params() / 1_000_000;
+    ModelInfo {
+        description: format!(
+            "{} ({architecture}, {params_m}M parameters, {size_mib} MiB)",
+            if name.is_empty() { "model" } else { &name }
+        ),
+        architecture,
+        name,
+        has_fim_tokens: has(vocab.fim_pre()) && has(vocab.fim_suf()) && has(vocab.fim_mid()),
+        has_repo_tokens: has(vocab.fim_rep()) && has(vocab.fim_sep()),
+        has_chat_template: model.chat_template(None).is_ok(),
+        context_size,
+        threads,
+    }
+}
+
+fn sampler(job: &Job) -> LlamaSampler {
+    let s = job.sampling;
+    if s.temperature <= 0.0 {
+        return LlamaSampler::greedy();
+    }
+    LlamaSampler::chain_simple([
+        LlamaSampler::top_k(s.top_k.max(1)),
+        LlamaSampler::top_p(s.top_p.clamp(0.01, 1.0), 1),
+        LlamaSampler::temp(s.temperature),
+        LlamaSampler::dist(s.seed),
+    ])
+}
+
+impl Backend for Session<'_> {
+    type Running = Running;
+
+    fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
+        let (tokens, trimmed) = self.prompt_tokens(&job)?;
+        if tokens.is_empty() {
+            return Err(EngineError::Failed("the prompt is empty".into()));
+        }
+        self.next_id += 1;
+        let slot = if job.priority == Priority::Background { 1 } else { 0 };
+        let stats = Stats { prompt_tokens: tokens.len(), trimmed_tokens: trimmed, ..Stats::default() };
+        if trimmed > 0 {
+            tracing::info!("prompt trimmed by {trimmed} tokens to fit the context");
+        }
+        Ok(Running {
+            id: self.next_id,
+            sampler: sampler(&job),
+            job,
+            cancel,
+            slot,
+            prompt_len: tokens.len(),
+            tokens,
+            bytes: Vec::new(),
+            stats,
+            started: Instant::now(),
+            prompt_done: None,
+            first_step: true,
+        })
+    }
+
+    fn step(&mut self, running: &mut Running) -> Step {
+        if running.cancel.is_cancelled() {
+            return self.finish(running, StopReason::Cancelled);
+        }
+        let have_logits = matches!(self.logits, Some((id, _)) if id == running.id);
+        if !have_logits {
+            if running.prompt_done.is_none() && running.started.elapsed() > running.job.budget.prompt {
+                return self.finish(running, StopReason::PromptBudget);
+            }
+            if let Err(err) = self.decode_next(running) {
+                return Step::Done(Err(err));
+            }
+            if running.prompt_done.is_none() && matches!(self.logits, Some((id, _)) if id == running.id) {
+                let now = Instant::now();
+                running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64;
+                running.prompt_done = Some(now);
+            }
+            return Step::Continue;
+        }
+        if let Some(done) = running.prompt_done {
+            if running.stats.generated_tokens > 0 && done.elapsed() > running.job.budget.generation {
+                return self.finish(running, StopReason::TimeBudget);
+            }
+        }
+        let Some((_, index)) = self.logits.take() else { return Step::Continue };
+        let token = running.sampler.sample(&self.ctx, index);
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return self.finish(running, StopReason::EndOfText);
+        }
+        running.stats.generated_tokens += 1;
+        let checked_from =
+            running.bytes.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
+        running.bytes.extend(vocab.token_to_piece(token, false, None));
+        running.tokens.push(token);
+        if !running.job.stop.is_empty() {
+            let tail = String::from_utf8_lossy(&running.bytes[checked_from..]);
+            if running.job.stop.iter().any(|stop| tail.contains(stop.as_str())) {
+                return self.finish(running, StopReason::StopString);
+            }
+        }
+        if running.stats.generated_tokens >= running.job.max_tokens as usize {
+            return self.finish(running, StopReason::MaxTokens);
+        }
+        Step::Continue
+    }
+}

@@ -1,0 +1,76 @@
+//! Every way loading can fail gives a clear message and a failed state, never a crash.
+
+use std::io::Write;
+
+use super::*;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mistral-lsp-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+async fn failure(path: &std::path::Path, settings: &Settings) -> String {
+    let (engine, state) = start(path, settings).await;
+    let State::Failed { message } = state else { panic!("expected a failure, got {state:?}") };
+    let err = engine.generate(infill("a", "b", 1), CancelToken::new()).await.unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)));
+    message
+}
+
+#[test]
+fn missing_not_gguf_truncated_and_unknown_architecture() {
+    runtime().block_on(async {
+        let settings = settings(serde_json::Value::Null);
+        let message = failure(&scratch("does-not-exist.gguf"), &settings).await;
+        assert!(message.contains("does not exist"), "{message}");
+
+        let text = scratch("notes.gguf");
+        std::fs::write(&text, "these are not weights\n").unwrap();
+        let message = failure(&text, &settings).await;
+        assert!(message.contains("not a GGUF"), "{message}");
+
+        let real = std::fs::read(model_path(SMOLLM)).unwrap();
+        let truncated = scratch("truncated.gguf");
+        std::fs::File::create(&truncated).unwrap().write_all(&real[..real.len() / 3]).unwrap();
+        let message = failure(&truncated, &settings).await;
+        assert!(message.contains("truncated or corrupt"), "{message}");
+
+        // Same file, architecture renamed to one llama.cpp does not know.
+        let mut renamed = real.clone();
+        let key = b"general.architecture";
+        let at = renamed.windows(key.len()).position(|w| w == key).unwrap();
+        let value = at + key.len() + 4 + 8; // type (u32), then string length (u64)
+        assert_eq!(&renamed[value..value + 5], b"llama");
+        renamed[value..value + 5].copy_from_slice(b"zorbo");
+        let alien = scratch("alien.gguf");
+        std::fs::write(&alien, renamed).unwrap();
+        let message = failure(&alien, &settings).await;
+        assert!(message.contains("`zorbo`") && message.contains("does not support"), "{message}");
+    });
+}
+
+#[test]
+fn a_context_too_large_for_memory_is_an_error() {
+    runtime().block_on(async {
+        // About 48 GB of KV cache for SmolLM2: more than this machine (or any CI runner) has.
+        let settings = settings(serde_json::json!({"contextSize": 1_048_576}));
+        let message = failure(&model_path(SMOLLM), &settings).await;
+        assert!(message.contains("cannot allocate a context of 1048576 tokens"), "{message}");
+    });
+}
+
+#[test]
+fn gpu_layers_without_a_gpu_is_reported_and_the_cpu_is_used() {
+    runtime().block_on(async {
+        let (engine, state) = start(&model_path(SMOLLM), &settings(serde_json::json!({"gpuLayers": 99}))).await;
+        let State::Ready { notice, .. } = state else { panic!("{state:?}") };
+        let notice = notice.expect("a notice about the GPU");
+        assert!(notice.contains("gpuLayers is 99") && notice.contains("CPU"), "{notice}");
+        let messages = vec![ChatMessage { role: "user".into(), content: "Hi".into() }];
+        assert!(engine
+            .generate(Job::new(Priority::Interactive, Prompt::Chat(messages), 4), CancelToken::new())
+            .await
+            .is_ok());
+    });
+}

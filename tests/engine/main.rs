@@ -1,0 +1,261 @@
+//! Engine tests on real models (from `scripts/fetch-test-models`): FIM output, KV-cache reuse,
+//! cancellation, priorities, budgets, trimming, chat templates, and every load error.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mistral_lsp::config::{Options, Settings};
+use mistral_lsp::engine::{
+    CancelToken, ChatMessage, Engine, EngineError, Job, ModelSpec, Priority, Prompt, State, StopReason,
+};
+
+mod errors;
+
+/// Where `scripts/fetch-test-models` puts the models.
+pub fn model_path(file: &str) -> PathBuf {
+    let dir = match std::env::var_os("MISTRAL_LSP_TEST_MODELS") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+            cache.join("mistral-lsp/test-models")
+        }
+    };
+    let path = dir.join(file);
+    assert!(path.is_file(), "{} is missing: run scripts/fetch-test-models", path.display());
+    path
+}
+
+pub const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+pub const SMOLLM: &str = "smollm2-135m-instruct-q4_1.gguf";
+
+pub fn settings(extra: serde_json::Value) -> Settings {
+    let mut problems = Vec::new();
+    let mut options =
+        Options::from_json(&serde_json::json!({"threads": 2, "contextSize": 4096}), "test", &mut problems);
+    options.merge(&Options::from_json(&extra, "test", &mut problems));
+    assert!(problems.is_empty(), "{problems:?}");
+    Settings::resolve(&options)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+/// Starts an engine on a model file and waits for it to be ready or failed.
+pub async fn start(path: &std::path::Path, settings: &Settings) -> (Engine, State) {
+    let engine = Engine::start(ModelSpec::Path(path.to_owned()), settings);
+    let state = tokio::time::timeout(Duration::from_secs(120), engine.ready()).await.expect("engine load timed out");
+    (engine, state)
+}
+
+async fn qwen() -> Engine {
+    let (engine, state) = start(&model_path(QWEN), &settings(serde_json::Value::Null)).await;
+    assert!(matches!(state, State::Ready { .. }), "{state:?}");
+    engine
+}
+
+fn infill(prefix: &str, suffix: &str, max_tokens: u32) -> Job {
+    Job::new(Priority::Interactive, Prompt::Infill { prefix: prefix.into(), suffix: suffix.into() }, max_tokens)
+}
+
+/// About 1,000 tokens of real-looking Python.
+fn long_python() -> String {
+    (0..40)
+        .map(|i| format!("def helper_{i}(values, scale={i}):\n    \"\"\"Scale and sum values.\"\"\"\n    return sum(v * scale for v in values)\n\n"))
+        .collect()
+}
+
+#[test]
+fn qwen_fills_a_small_python_function() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let State::Ready { model, .. } = engine.state() else { panic!() };
+        assert!(model.has_fim_tokens && model.has_repo_tokens, "{model:?}");
+        assert_eq!(model.architecture, "qwen2");
+        let job = infill(
+            "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return ",
+            "\n\n\nprint(add(2, 3))\n",
+            16,
+        );
+        let output = engine.generate(job, CancelToken::new()).await.unwrap();
+        let compact: String = output.text.split_whitespace().collect();
+        assert!(compact.starts_with("a+b"), "a plausible middle: {:?}", output.text);
+        assert!(output.stats.generated_tokens > 0);
+    });
+}
+
+#[test]
+fn a_shared_prefix_is_not_evaluated_again() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let prefix = long_python();
+        let first = engine
+            .generate(infill(&format!("{prefix}def main():\n    x = "), "\n", 4), CancelToken::new())
+            .await
+            .unwrap();
+        assert!(first.stats.prompt_tokens > 900, "{:?}", first.stats);
+        assert_eq!(first.stats.reused_tokens, 0);
+        assert_eq!(first.stats.evaluated_tokens, first.stats.prompt_tokens);
+        // The same file one keystroke later: only the tail after the common prefix is evaluated.
+        let second = engine
+            .generate(infill(&format!("{prefix}def main():\n    xy = "), "\n", 4), CancelToken::new())
+            .await
+            .unwrap();
+        assert!(second.stats.reused_tokens > first.stats.prompt_tokens - 10, "{:?}", second.stats);
+        assert!(second.stats.evaluated_tokens < 10, "{:?}", second.stats);
+        assert_eq!(second.stats.reused_tokens + second.stats.evaluated_tokens, second.stats.prompt_tokens);
+        let counters = engine.counters();
+        assert!(counters.reused_tokens.load(std::sync::atomic::Ordering::Relaxed) >= second.stats.reused_tokens as u64);
+    });
+}
+
+#[test]
+fn cancellation_mid_generation_stops_and_leaves_the_cache_consistent() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let prompt = "# A long list of the numbers from one to two hundred, one per line:\n";
+        let long = || infill(prompt, "", 400);
+        let cancel = CancelToken::new();
+        let canceller = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            canceller.cancel();
+        });
+        let output = engine.generate(long(), cancel).await.unwrap();
+        assert_eq!(output.stop, StopReason::Cancelled);
+        assert!(output.stats.generated_tokens < 400, "{:?}", output.stats);
+        // The next job works and matches a run on a clean cache.
+        let short = || infill("def square(x):\n    return ", "\n", 8);
+        let after = engine.generate(short(), CancelToken::new()).await.unwrap();
+        let (fresh, _) = start(&model_path(QWEN), &settings(serde_json::Value::Null)).await;
+        let clean = fresh.generate(short(), CancelToken::new()).await.unwrap();
+        assert_eq!(after.text, clean.text);
+    });
+}
+
+#[test]
+fn a_superseded_job_stops_within_a_batch() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let latest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let cancel = CancelToken::new().superseded_by(latest.clone(), 1);
+        let job = infill(&long_python().repeat(2), "", 64);
+        let bump = latest.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            bump.store(2, std::sync::atomic::Ordering::Release);
+        });
+        let output = engine.generate(job, cancel).await.unwrap();
+        assert_eq!(output.stop, StopReason::Cancelled);
+        assert!(
+            output.stats.evaluated_tokens < output.stats.prompt_tokens,
+            "stopped during the prompt: {:?}",
+            output.stats
+        );
+    });
+}
+
+#[test]
+fn stop_strings_max_tokens_and_budgets() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let mut job = infill("# Three lines of comments\n#", "", 64);
+        job.stop = vec!["\n".into()];
+        let output = engine.generate(job, CancelToken::new()).await.unwrap();
+        assert_eq!(output.stop, StopReason::StopString);
+        assert!(!output.text.contains('\n'), "{:?}", output.text);
+        let output = engine.generate(infill("import ", "", 3), CancelToken::new()).await.unwrap();
+        assert_eq!((output.stop, output.stats.generated_tokens), (StopReason::MaxTokens, 3));
+        let mut job = infill("# numbers\n1\n2\n", "", 200);
+        job.budget.generation = Duration::from_millis(1);
+        let output = engine.generate(job, CancelToken::new()).await.unwrap();
+        assert_eq!(output.stop, StopReason::TimeBudget);
+        let mut job = infill(&long_python(), "", 8);
+        job.budget.prompt = Duration::ZERO;
+        let output = engine.generate(job, CancelToken::new()).await.unwrap();
+        assert_eq!((output.stop, output.text.as_str()), (StopReason::PromptBudget, ""));
+    });
+}
+
+#[test]
+fn prompts_longer_than_the_context_are_trimmed() {
+    runtime().block_on(async {
+        let settings = settings(serde_json::json!({"contextSize": 512}));
+        let (engine, state) = start(&model_path(QWEN), &settings).await;
+        assert!(matches!(state, State::Ready { .. }));
+        let output = engine.generate(infill(&long_python(), &long_python(), 16), CancelToken::new()).await.unwrap();
+        assert!(output.stats.trimmed_tokens > 1000, "{:?}", output.stats);
+        assert!(output.stats.prompt_tokens <= 512);
+        let chat = vec![ChatMessage { role: "user".into(), content: long_python() }];
+        let output =
+            engine.generate(Job::new(Priority::Background, Prompt::Chat(chat), 8), CancelToken::new()).await.unwrap();
+        assert!(output.stats.trimmed_tokens > 0);
+    });
+}
+
+#[test]
+fn background_work_yields_to_a_completion_and_resumes_in_place() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let long = Job::new(
+            Priority::Background,
+            Prompt::Infill { prefix: long_python().repeat(2), suffix: String::new() },
+            4,
+        );
+        let background = {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.generate(long, CancelToken::new()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let quick = engine.generate(infill("def square(x):\n    return ", "\n", 4), CancelToken::new()).await.unwrap();
+        assert!(!background.is_finished(), "the completion finished before the background job");
+        let background = background.await.unwrap().unwrap();
+        assert!(quick.stats.generated_tokens > 0);
+        // Nothing of the background prompt was decoded twice, except its last token for logits.
+        assert!(background.stats.evaluated_tokens <= background.stats.prompt_tokens + 1, "{:?}", background.stats);
+        assert_eq!(background.stop, StopReason::MaxTokens);
+    });
+}
+
+#[test]
+fn smollm2_has_no_fim_tokens_and_its_chat_template_works() {
+    runtime().block_on(async {
+        let (engine, state) = start(&model_path(SMOLLM), &settings(serde_json::Value::Null)).await;
+        let State::Ready { model, .. } = state else { panic!("{state:?}") };
+        assert_eq!(model.architecture, "llama");
+        assert!(!model.has_fim_tokens && model.has_chat_template, "{model:?}");
+        let tokenizer = engine.tokenizer().unwrap();
+        assert_eq!(tokenizer.fim_tokens(), None);
+        assert!(tokenizer.count("def f(x): return x") > 3);
+        let messages = vec![ChatMessage { role: "user".into(), content: "Say hello.".into() }];
+        let rendered = tokenizer.apply_chat(&messages).unwrap();
+        assert!(rendered.contains("<|im_start|>user") && rendered.contains("Say hello."), "{rendered}");
+        let err = engine.generate(infill("a", "b", 4), CancelToken::new()).await.unwrap_err();
+        assert!(matches!(err, EngineError::Unsupported(_)), "{err:?}");
+        let output = engine
+            .generate(Job::new(Priority::Interactive, Prompt::Chat(messages), 16), CancelToken::new())
+            .await
+            .unwrap();
+        assert!(!output.text.trim().is_empty(), "{output:?}");
+        assert!(!output.text.contains("<|im_start|>"));
+    });
+}
+
+#[test]
+fn qwen_tokenizer_exposes_fim_and_repo_tokens() {
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let tokenizer = engine.tokenizer().unwrap();
+        assert_eq!(tokenizer.fim_tokens(), Some([151659, 151661, 151660]));
+        assert_eq!(tokenizer.special(mistral_lsp::engine::Special::FimRepo), Some(151663));
+        assert_eq!(tokenizer.special(mistral_lsp::engine::Special::FimSeparator), Some(151664));
+        assert!(tokenizer.end_tokens().contains(&151645));
+        let ids = tokenizer.tokenize("fn main() {}");
+        assert_eq!(tokenizer.detokenize(&ids), "fn main() {}");
+        assert_eq!(tokenizer.metadata("general.architecture").as_deref(), Some("qwen2"));
+    });
+}
