@@ -9,6 +9,8 @@ mistral-lsp: a local AI coding assistant as a language server
 
 USAGE:
     mistral-lsp [serve] [OPTIONS]       Serve LSP on stdin/stdout (the default)
+    mistral-lsp fetch-model [SPEC]      Download a model into the cache (default: the model setting)
+                                        and print its path
 
 OPTIONS:
     --model SPEC          A .gguf path, or hf:OWNER/REPO/FILE.gguf   [env MISTRAL_LSP_MODEL]
@@ -41,6 +43,8 @@ pub enum Command {
     Serve,
     Help,
     Version,
+    /// Download a model (the spec, or the configured model) and print its path.
+    FetchModel(Option<String>),
 }
 
 /// Parses arguments (without the program name). Errors are for arguments that make no sense at all.
@@ -58,6 +62,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             |name: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
         let key = match flag.as_str() {
             "serve" | "--stdio" => continue,
+            "fetch-model" => {
+                let spec = args.next().filter(|a| !a.starts_with('-'));
+                parsed.command = Command::FetchModel(spec);
+                continue;
+            }
             "-h" | "--help" => {
                 parsed.command = Command::Help;
                 continue;

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             eprintln!("mistral-lsp {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Serve => {}
+        Command::FetchModel(_) | Command::Serve => {}
     }
     let mut problems = Vec::new();
     let options = cli::base_options(&args, &mut problems);
@@ -35,6 +35,9 @@ fn main() -> ExitCode {
     }
     for problem in &problems {
         tracing::warn!("{problem}");
+    }
+    if let Command::FetchModel(spec) = &args.command {
+        return fetch_model(spec.clone().unwrap_or_else(|| mistral_lsp::config::Settings::resolve(&options).model));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -48,6 +51,28 @@ fn main() -> ExitCode {
     tracing::info!("exiting with code {code}");
     // Worker threads may be mid-generation; the process ends here regardless.
     std::process::exit(code)
+}
+
+/// Downloads (or finds in the cache) a model, drawing progress on stderr; prints its path on stdout.
+#[allow(clippy::print_stdout, reason = "this command's answer is the path, for scripts")]
+fn fetch_model(spec: String) -> ExitCode {
+    let spec = match mistral_lsp::models::ModelSpec::parse(&spec) {
+        Ok(spec) => spec,
+        Err(message) => {
+            eprintln!("mistral-lsp: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match mistral_lsp::models::resolve_with_terminal_progress(&spec, &mistral_lsp::models::FetchOptions::from_env()) {
+        Ok(path) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("mistral-lsp: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(level: &str, file: Option<&std::path::Path>) -> Result<(), String> {

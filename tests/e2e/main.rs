@@ -7,6 +7,8 @@ mod bad_input;
 mod completion;
 mod config;
 mod harness;
+mod hub;
 mod lifecycle;
+mod model;
 mod progress;
 mod sync;

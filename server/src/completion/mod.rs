@@ -24,7 +24,8 @@ pub async fn suggest(
     let infill = prompt::infill(&snapshot.text, offset);
     let line_suffix = infill.suffix.split(['\n', '\r']).next().unwrap_or_default().to_owned();
     let prompt = Prompt::Infill { prefix: infill.prefix, suffix: infill.suffix };
-    let job = Job::new(Priority::Interactive, prompt, settings.max_tokens);
+    let mut job = Job::new(Priority::Interactive, prompt, settings.max_tokens);
+    job.sampling = settings.sampling;
     let output = engine.generate(job, cancel).await?;
     let text = postprocess::trim_line_suffix(&output.text, &line_suffix);
     if text.trim().is_empty() {

@@ -12,7 +12,7 @@ mod settings;
 pub use settings::{FimMode, Settings, DEFAULT_MODEL, SETTINGS};
 
 /// The kind of value a setting takes, for validation and for generating editor schemas.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     String,
     Bool,
@@ -20,6 +20,11 @@ pub enum Kind {
     Integer {
         min: i64,
         max: i64,
+    },
+    /// A number with an inclusive range.
+    Number {
+        min: f64,
+        max: f64,
     },
     /// One of a fixed set of strings.
     Enum(&'static [&'static str]),
@@ -180,6 +185,9 @@ fn parse_text(kind: Kind, raw: &str) -> Value {
         Kind::Integer { .. } => {
             raw.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned()))
         }
+        Kind::Number { .. } => {
+            raw.trim().parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned()))
+        }
         Kind::StringList => Value::Array(
             raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
         ),
@@ -196,6 +204,10 @@ fn check(kind: Kind, value: &Value) -> Result<(), String> {
         Kind::Integer { min, max } => match value.as_i64() {
             Some(n) if (min..=max).contains(&n) => Ok(()),
             _ => Err(format!("an integer from {min} to {max}")),
+        },
+        Kind::Number { min, max } => match value.as_f64() {
+            Some(n) if n >= min && n <= max => Ok(()),
+            _ => Err(format!("a number from {min} to {max}")),
         },
         Kind::Enum(choices) => match value.as_str() {
             Some(s) if choices.contains(&s) => Ok(()),

@@ -3,16 +3,17 @@
 
 use super::{Kind, Options, SettingDef};
 
-/// Mistral 7B Instruct v0.3, Q4_K_M, from a well-kept GGUF repository on Hugging Face.
-pub const DEFAULT_MODEL: &str = "hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf";
+/// Mistral 7B Instruct v0.3, Q4_K_M (4,372,812,000 bytes), from bartowski's GGUF repository on
+/// Hugging Face, pinned to the commit that added it and to the file's LFS sha256.
+pub const DEFAULT_MODEL: &str = "hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF@61fd4167fff3ab01ee1cfe0da183fa27a944db48/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf#sha256=1270d22c0fbb3d092fb725d4d96c457b7b687a5f5a715abe1e818da303e562b6";
 
 /// Every setting the server reads. Editors' schemas are generated from this table.
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "model",
         kind: Kind::String,
-        default: "\"hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf\"",
-        description: "The model: a path to a .gguf file, or hf:OWNER/REPO/FILE.gguf to download it once into the cache.",
+        default: "\"hf:bartowski/Mistral-7B-Instruct-v0.3-GGUF@61fd4167fff3ab01ee1cfe0da183fa27a944db48/Mistral-7B-Instruct-v0.3-Q4_K_M.gguf#sha256=1270d22c0fbb3d092fb725d4d96c457b7b687a5f5a715abe1e818da303e562b6\"",
+        description: "The model: a path to a .gguf file, or hf:OWNER/REPO[@REVISION]/FILE.gguf[#sha256=HEX] to download it once into the cache. The default is Mistral 7B Instruct v0.3 Q4_K_M (4.4 GB).",
         env: Some("MISTRAL_LSP_MODEL"),
     },
     SettingDef {
@@ -65,6 +66,27 @@ pub const SETTINGS: &[SettingDef] = &[
         env: None,
     },
     SettingDef {
+        key: "sampling.temperature",
+        kind: Kind::Number { min: 0.0, max: 2.0 },
+        default: "0",
+        description: "Sampling temperature for completions; 0 is greedy, which makes completions deterministic.",
+        env: None,
+    },
+    SettingDef {
+        key: "sampling.topK",
+        kind: Kind::Integer { min: 1, max: 1000 },
+        default: "40",
+        description: "Top-k sampling, when the temperature is above 0.",
+        env: None,
+    },
+    SettingDef {
+        key: "sampling.topP",
+        kind: Kind::Number { min: 0.0, max: 1.0 },
+        default: "0.95",
+        description: "Top-p (nucleus) sampling, when the temperature is above 0.",
+        env: None,
+    },
+    SettingDef {
         key: "log.level",
         kind: Kind::Enum(&["error", "warn", "info", "debug", "trace"]),
         default: "\"info\"",
@@ -93,6 +115,7 @@ pub struct Settings {
     pub completion_enabled: bool,
     pub max_tokens: u32,
     pub disabled_languages: Vec<String>,
+    pub sampling: crate::engine::Sampling,
     pub log_level: String,
 }
 
@@ -130,6 +153,12 @@ impl Settings {
                 .as_array()
                 .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
+            sampling: crate::engine::Sampling {
+                temperature: value("sampling.temperature").as_f64().unwrap_or(0.0) as f32,
+                top_k: value("sampling.topK").as_i64().unwrap_or(40) as i32,
+                top_p: value("sampling.topP").as_f64().unwrap_or(0.95) as f32,
+                ..crate::engine::Sampling::default()
+            },
             log_level: string("log.level"),
         }
     }

@@ -1,0 +1,108 @@
+//! The server with real models: `hf:` downloads with progress, offline starts from the cache,
+//! load errors reported in the editor, and a real completion.
+
+use serde_json::{json, Value};
+
+use crate::harness::Server;
+use crate::hub::Hub;
+
+fn test_model(file: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("MISTRAL_LSP_TEST_MODELS").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+        cache.join("mistral-lsp/test-models")
+    });
+    let path = dir.join(file);
+    assert!(path.is_file(), "{} is missing: run scripts/fetch-test-models", path.display());
+    path
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mistral-lsp-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn an_hf_model_downloads_with_progress_then_starts_offline_from_the_cache() {
+    let hub = Hub::serve(test_model("smollm2-135m-instruct-q4_1.gguf"), "smol.gguf");
+    let cache = scratch("hf-cache");
+    let start = |endpoint: &str| {
+        let mut server = Server::builder()
+            .arg("--model")
+            .arg("hf:test-owner/smol-repo/smol.gguf")
+            .env("MISTRAL_LSP_HF_ENDPOINT", endpoint)
+            .env("MISTRAL_LSP_CACHE_DIR", cache.to_str().unwrap())
+            .spawn();
+        server.initialize(json!({"window": {"workDoneProgress": true}}), Value::Null);
+        server
+    };
+    let mut server = start(&hub.endpoint());
+    server.notification("window/workDoneProgress/create");
+    let mut percents = Vec::new();
+    loop {
+        let progress = server.notification("$/progress");
+        let value = &progress["params"]["value"];
+        if let Some(percent) = value["percentage"].as_u64() {
+            percents.push(percent);
+        }
+        if value["kind"] == "end" {
+            break;
+        }
+    }
+    assert!(percents.len() >= 3 && percents.contains(&100), "download progress was reported: {percents:?}");
+    server.wait_ready();
+    let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
+    assert_eq!(status["state"], "ready");
+    assert!(status["message"].as_str().unwrap().contains("llama"), "{status}");
+    server.shutdown();
+    assert!(hub.requests.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+
+    // Offline: the hub is gone and the endpoint refuses connections; the cached file is used.
+    drop(hub);
+    let mut server = start("http://127.0.0.1:9");
+    server.wait_ready();
+    server.shutdown();
+}
+
+#[test]
+fn a_bad_model_file_is_reported_and_the_server_keeps_working() {
+    let dir = scratch("bad-model");
+    let bad = dir.join("bad.gguf");
+    std::fs::write(&bad, "<html>not a model</html>").unwrap();
+    let mut server = Server::start(bad.to_str().unwrap(), json!({}), Value::Null);
+    let error = server.notification("window/showMessage");
+    assert_eq!(error["params"]["type"], 1, "an error");
+    assert!(error["params"]["message"].as_str().unwrap().contains("not a GGUF"), "{error}");
+    server.open("file:///m/a.py", "python", "x = 1\n");
+    assert!(server.inline("file:///m/a.py", 0, 5).unwrap().is_empty());
+    server.shutdown();
+}
+
+#[test]
+fn a_real_model_completes_a_python_function() {
+    let model = test_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let mut server = Server::builder()
+        .arg("--model")
+        .arg(model.to_str().unwrap())
+        .arg("--threads")
+        .arg("2")
+        .arg("--context-size")
+        .arg("2048")
+        .arg("--set")
+        .arg("completion.maxTokens=12")
+        .spawn();
+    server.initialize(json!({}), Value::Null);
+    server.wait_ready();
+    let text = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return \n";
+    server.open("file:///m/add.py", "python", text);
+    let items = server.inline("file:///m/add.py", 2, 11).unwrap();
+    let suggestion = items[0]["insertText"].as_str().unwrap();
+    let compact: String = suggestion.split_whitespace().collect();
+    assert!(compact.starts_with("a+b"), "{suggestion:?}");
+    let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
+    assert!(status["evaluatedTokens"].as_u64().unwrap() > 10, "{status}");
+    server.shutdown();
+}
