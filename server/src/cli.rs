@@ -11,6 +11,7 @@ USAGE:
     mistral-lsp [serve] [OPTIONS]       Serve LSP on stdin/stdout (the default)
     mistral-lsp fetch-model [SPEC]      Download a model into the cache (default: the model setting)
                                         and print its path
+    mistral-lsp settings-schema         Print the settings as VS Code configuration properties (JSON)
 
 OPTIONS:
     --model SPEC          A .gguf path, or hf:OWNER/REPO/FILE.gguf   [env MISTRAL_LSP_MODEL]
@@ -45,6 +46,8 @@ pub enum Command {
     Version,
     /// Download a model (the spec, or the configured model) and print its path.
     FetchModel(Option<String>),
+    /// Print the settings table as editor configuration properties.
+    SettingsSchema,
 }
 
 /// Parses arguments (without the program name). Errors are for arguments that make no sense at all.
@@ -62,6 +65,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             |name: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
         let key = match flag.as_str() {
             "serve" | "--stdio" => continue,
+            "settings-schema" => {
+                parsed.command = Command::SettingsSchema;
+                continue;
+            }
             "fetch-model" => {
                 let spec = args.next().filter(|a| !a.starts_with('-'));
                 parsed.command = Command::FetchModel(spec);

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             eprintln!("mistral-lsp {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Command::SettingsSchema => return print_schema(),
         Command::FetchModel(_) | Command::Serve => {}
     }
     let mut problems = Vec::new();
@@ -53,8 +54,22 @@ fn main() -> ExitCode {
     std::process::exit(code)
 }
 
+/// Prints the settings table for editor clients to generate their settings from.
+fn print_schema() -> ExitCode {
+    let schema = mistral_lsp::config::editor_schema();
+    answer(&serde_json::to_string_pretty(&schema).unwrap_or_default())
+}
+
+/// Writes a command's answer on stdout (never in server mode, where stdout is the LSP channel).
+fn answer(text: &str) -> ExitCode {
+    use std::io::Write;
+    match writeln!(std::io::stdout(), "{text}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
 /// Downloads (or finds in the cache) a model, drawing progress on stderr; prints its path on stdout.
-#[allow(clippy::print_stdout, reason = "this command's answer is the path, for scripts")]
 fn fetch_model(spec: String) -> ExitCode {
     let spec = match mistral_lsp::models::ModelSpec::parse(&spec) {
         Ok(spec) => spec,
@@ -64,10 +79,7 @@ fn fetch_model(spec: String) -> ExitCode {
         }
     };
     match mistral_lsp::models::resolve_with_terminal_progress(&spec, &mistral_lsp::models::FetchOptions::from_env()) {
-        Ok(path) => {
-            println!("{}", path.display());
-            ExitCode::SUCCESS
-        }
+        Ok(path) => answer(&path.display().to_string()),
         Err(err) => {
             eprintln!("mistral-lsp: {err}");
             ExitCode::FAILURE

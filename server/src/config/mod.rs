@@ -222,3 +222,33 @@ fn check(kind: Kind, value: &Value) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The settings as VS Code `contributes.configuration.properties`, keyed `mistral-lsp.KEY`.
+///
+/// Editor clients generate their settings from this, and a test fails when they drift.
+pub fn editor_schema() -> Value {
+    let mut properties = Map::new();
+    for def in SETTINGS {
+        let mut entry = Map::new();
+        let (kind, extra): (&str, Vec<(&str, Value)>) = match def.kind {
+            Kind::String => ("string", vec![]),
+            Kind::Bool => ("boolean", vec![]),
+            Kind::Integer { min, max } => ("integer", vec![("minimum", min.into()), ("maximum", max.into())]),
+            Kind::Number { min, max } => ("number", vec![("minimum", min.into()), ("maximum", max.into())]),
+            Kind::Enum(choices) => ("string", vec![("enum", choices.iter().map(|c| Value::from(*c)).collect())]),
+            Kind::StringList => ("array", vec![("items", serde_json::json!({"type": "string"}))]),
+        };
+        entry.insert("type".into(), kind.into());
+        entry.insert("default".into(), serde_json::from_str(def.default).unwrap_or(Value::Null));
+        let mut description = def.description.to_owned();
+        if let Some(var) = def.env {
+            description.push_str(&format!(" Environment variable: {var}."));
+        }
+        entry.insert("markdownDescription".into(), description.into());
+        for (key, value) in extra {
+            entry.insert(key.into(), value);
+        }
+        properties.insert(format!("mistral-lsp.{}", def.key), Value::Object(entry));
+    }
+    Value::Object(properties)
+}

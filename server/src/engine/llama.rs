@@ -5,6 +5,8 @@
 //! interactive work and cache pre-warming, slot 1 for background work. A background job that
 //! yields to a completion therefore keeps its cache and resumes where it was.
 
+#![allow(clippy::disallowed_types, reason = "this is the one file that touches llama.cpp")]
+
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
