@@ -42,7 +42,7 @@ fn workspace_configuration_is_pulled_and_disables_a_language() {
     server.wait_ready();
     let asked =
         server.server_requests.iter().find(|r| r["method"] == "workspace/configuration").expect("configuration pulled");
-    assert_eq!(asked["params"]["items"][0]["section"], "mistral-lsp");
+    assert_eq!(asked["params"]["items"][0]["section"], "mistralLsp");
     server.open("file:///w/a.py", "python", "x = 1\n");
     server.open("file:///w/a.rs", "rust", "fn f() {}\n");
     assert!(server.inline("file:///w/a.py", 0, 5).unwrap().is_empty(), "python is disabled");
@@ -50,7 +50,7 @@ fn workspace_configuration_is_pulled_and_disables_a_language() {
     // A change notification with settings re-enables it.
     server.notify(
         "workspace/didChangeConfiguration",
-        json!({"settings": {"mistral-lsp": {"completion": {"disabledLanguages": []}}}}),
+        json!({"settings": {"mistralLsp": {"completion": {"disabledLanguages": []}}}}),
     );
     assert_eq!(server.inline("file:///w/a.py", 0, 5).unwrap().len(), 1);
     // An empty change notification makes the server pull again.

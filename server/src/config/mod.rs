@@ -223,7 +223,7 @@ fn check(kind: Kind, value: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests;
 
-/// The settings as VS Code `contributes.configuration.properties`, keyed `mistral-lsp.KEY`.
+/// The settings as VS Code `contributes.configuration.properties`, keyed `mistralLsp.KEY`.
 ///
 /// Editor clients generate their settings from this, and a test fails when they drift.
 pub fn editor_schema() -> Value {
@@ -248,7 +248,7 @@ pub fn editor_schema() -> Value {
         for (key, value) in extra {
             entry.insert(key.into(), value);
         }
-        properties.insert(format!("mistral-lsp.{}", def.key), Value::Object(entry));
+        properties.insert(format!("mistralLsp.{}", def.key), Value::Object(entry));
     }
     Value::Object(properties)
 }

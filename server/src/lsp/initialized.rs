@@ -8,7 +8,7 @@ use super::server::Server;
 use crate::config::Options;
 
 /// The section editors keep our settings under.
-pub const SECTION: &str = "mistral-lsp";
+pub const SECTION: &str = "mistralLsp";
 
 pub async fn handle(server: &Server) {
     pull_configuration(server).await;
