@@ -1,5 +1,7 @@
 //! The completion pipeline: snapshot and cursor in, suggestion out. No LSP types here.
 
+pub mod decide;
+
 use crate::config::Settings;
 use crate::documents::Snapshot;
 use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, Prompt};

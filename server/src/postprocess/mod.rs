@@ -1,37 +1,269 @@
-//! Post-processing of model output before it is shown. Pure, one rule per function, each with the
-//! case that motivated it as its table test.
+//! Post-processing of model output before it is shown. Pure: one rule per function, each with the
+//! case that motivated it as its table test. [`clean`] applies them in order; [`stop_at`] applies
+//! the line rules while the model is still generating, so that it stops early instead of being
+//! trimmed afterwards.
 
-/// Drops a tail of `candidate` that only repeats what already follows the cursor on its line.
+pub mod syntax;
+
+use crate::completion::decide::indent_width;
+
+/// What the rules need to know about the cursor's surroundings.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The cursor line's text before the cursor.
+    pub line_before: String,
+    /// The cursor line's text after the cursor.
+    pub line_after: String,
+    /// The lines after the cursor line, nearest first (a few dozen are plenty).
+    pub below: Vec<String>,
+    /// Only the rest of the cursor line is wanted.
+    pub single_line: bool,
+    /// Lines indented less than this end a block.
+    pub block_indent: usize,
+    /// The file indents with tabs.
+    pub tabs: bool,
+}
+
+/// Applies every rule, in order.
+pub fn clean(candidate: &str, context: &Context) -> String {
+    let mut text = candidate.replace("\r\n", "\n");
+    if context.single_line {
+        text = first_line(&text);
+    }
+    text = trim_leading_space(&text, &context.line_before);
+    // Every line is complete now: a final line break lets the line rules see the last one.
+    text.push('\n');
+    if let Some(cut) = stop_at(&text, context) {
+        text.truncate(cut);
+    }
+    text = trim_line_suffix(&text, &context.line_after);
+    text = normalize_indentation(&text, context.tabs);
+    trim_trailing_blank(&text)
+}
+
+/// Where the line rules cut `text` (a byte offset), if anywhere. Used during generation too.
+pub fn stop_at(text: &str, context: &Context) -> Option<usize> {
+    let rules: [fn(&str, &Context) -> Option<usize>; 4] =
+        [cut_single_line, cut_at_suffix_repeat, cut_at_dedent, cut_at_repetition];
+    rules.iter().filter_map(|rule| rule(text, context)).min()
+}
+
+/// The lines of `text` that are complete (a line break follows), with their start offsets. The
+/// last line may still be growing while the model generates, so the rules leave it alone.
+fn complete_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for (at, _) in text.match_indices('\n') {
+        lines.push((start, &text[start..at]));
+        start = at + 1;
+    }
+    lines
+}
+
+fn first_line(text: &str) -> String {
+    text.split('\n').next().unwrap_or_default().to_owned()
+}
+
+fn cut_single_line(text: &str, context: &Context) -> Option<usize> {
+    context.single_line.then(|| text.find('\n')).flatten()
+}
+
+/// A model often restates what the user already typed: a space after `return ` comes again.
+pub fn trim_leading_space(candidate: &str, line_before: &str) -> String {
+    if line_before.ends_with([' ', '\t']) && !line_before.trim().is_empty() {
+        return candidate.trim_start_matches([' ', '\t']).to_owned();
+    }
+    candidate.to_owned()
+}
+
+/// Cuts where the candidate starts repeating the code below the cursor.
 ///
-/// Models often finish the line and then restate the suffix, such as a closing `)` that the
-/// editor already inserted.
-pub fn trim_line_suffix(candidate: &str, line_suffix: &str) -> String {
-    let suffix = line_suffix.trim_end();
-    if suffix.is_empty() || candidate.contains('\n') {
+/// A line equal to the next non-empty line below counts when it is substantial, or when the
+/// line after it matches too: a lone `}` is often a legitimate new closing line.
+pub fn cut_at_suffix_repeat(text: &str, context: &Context) -> Option<usize> {
+    let below: Vec<&str> = context.below.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    let first_below = *below.first()?;
+    let lines = complete_lines(text);
+    for (index, &(start, line)) in lines.iter().enumerate() {
+        let whole = if index == 0 { format!("{}{line}", context.line_before) } else { line.to_owned() };
+        let trimmed = whole.trim();
+        if trimmed.is_empty() || trimmed != first_below {
+            continue;
+        }
+        let next_matches = match (lines.get(index + 1), below.get(1)) {
+            (Some((_, next)), Some(expected)) => next.trim() == *expected,
+            _ => false,
+        };
+        if trimmed.len() >= 6 || next_matches {
+            // Cut at the start of the repeating line, with the line break before it.
+            return Some(start.saturating_sub(1));
+        }
+    }
+    None
+}
+
+/// Cuts before the first later line that is indented less than the block allows. A closing
+/// bracket line that closes something the candidate opened is kept, and the cut follows it.
+pub fn cut_at_dedent(text: &str, context: &Context) -> Option<usize> {
+    if context.block_indent == 0 {
+        return None;
+    }
+    let mut depth = bracket_balance(&context.line_before).max(0);
+    for (index, &(start, line)) in complete_lines(text).iter().enumerate() {
+        if index > 0 && !line.trim().is_empty() && indent_width(line) < context.block_indent {
+            let closes = line.trim_start().starts_with([')', ']', '}']);
+            if closes && depth > 0 {
+                return Some(start + line.len());
+            }
+            return Some(start.saturating_sub(1));
+        }
+        depth += bracket_balance(line);
+    }
+    None
+}
+
+/// Cuts a line that repeats the line before it, or a block of lines that repeats the block
+/// before it: small models loop.
+pub fn cut_at_repetition(text: &str, _context: &Context) -> Option<usize> {
+    let lines = complete_lines(text);
+    for size in 1..=4 {
+        for end in (2 * size)..=lines.len() {
+            let a = &lines[end - 2 * size..end - size];
+            let b = &lines[end - size..end];
+            let same = a.iter().zip(b).all(|((_, x), (_, y))| x == y);
+            let substantial = a.iter().map(|(_, l)| l.trim().len()).sum::<usize>() >= 4;
+            if same && substantial {
+                return Some(b[0].0.saturating_sub(1));
+            }
+        }
+    }
+    None
+}
+
+/// Drops the end of a one-line candidate that repeats what follows the cursor on its line, such
+/// as a closing bracket the editor inserted.
+pub fn trim_line_suffix(candidate: &str, line_after: &str) -> String {
+    let suffix = line_after.trim_end();
+    if suffix.is_empty() {
         return candidate.to_owned();
     }
-    match candidate.strip_suffix(suffix) {
-        Some(rest) => rest.to_owned(),
-        None => candidate.to_owned(),
+    let (first, rest) = candidate.split_once('\n').map_or((candidate, None), |(a, b)| (a, Some(b)));
+    let trimmed_first = first.trim_end();
+    let closes_own = suffix.contains([')', ']', '}']) && bracket_balance(trimmed_first) >= 0;
+    let first = match trimmed_first.strip_suffix(suffix) {
+        // The candidate's closers match its own openers: they are not a repeat of the suffix.
+        Some(_) if closes_own => trimmed_first.to_owned(),
+        Some(kept) => kept.to_owned(),
+        None => strip_balanced_closers(trimmed_first, suffix),
+    };
+    match rest {
+        Some(rest) => format!("{first}\n{rest}"),
+        None => first,
     }
+}
+
+/// Removes closing brackets at the end of `line` that it does not open itself, when the text
+/// after the cursor already starts with them.
+fn strip_balanced_closers(line: &str, after: &str) -> String {
+    let mut kept = line.to_owned();
+    let mut after = after.trim_start().chars().peekable();
+    while let Some(&closer) = after.peek() {
+        if !")]}".contains(closer) || !kept.ends_with(closer) || bracket_balance(&kept) >= 0 {
+            break;
+        }
+        kept.pop();
+        after.next();
+    }
+    kept
+}
+
+/// Openers minus closers, ignoring brackets inside string literals.
+pub fn bracket_balance(line: &str) -> i32 {
+    let mut balance = 0;
+    let mut quote = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' | '`' => quote = Some(c),
+                '(' | '[' | '{' => balance += 1,
+                ')' | ']' | '}' => balance -= 1,
+                '#' => break,
+                _ => {}
+            },
+        }
+    }
+    balance
+}
+
+/// Re-indents with the file's own unit: tabs in a tab-indented file, spaces otherwise.
+pub fn normalize_indentation(candidate: &str, tabs: bool) -> String {
+    let fix = |line: &str| -> String {
+        let body = line.trim_start_matches([' ', '\t']);
+        let lead = &line[..line.len() - body.len()];
+        let width = indent_width(lead);
+        let has_tab = lead.contains('\t');
+        let has_space = lead.contains(' ');
+        if tabs && has_space && width >= 4 {
+            format!("{}{}{body}", "\t".repeat(width / 4), " ".repeat(width % 4))
+        } else if !tabs && has_tab {
+            format!("{}{body}", " ".repeat(width))
+        } else {
+            line.to_owned()
+        }
+    };
+    let mut lines = candidate.split('\n');
+    let first = lines.next().unwrap_or_default().to_owned();
+    lines.fold(first, |mut out, line| {
+        out.push('\n');
+        out.push_str(&fix(line));
+        out
+    })
+}
+
+/// Removes trailing whitespace at the end and blank lines after the last line of code.
+pub fn trim_trailing_blank(candidate: &str) -> String {
+    let lines: Vec<&str> = candidate.split('\n').map(str::trim_end).collect();
+    let keep = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    if keep == 0 {
+        return String::new();
+    }
+    lines[..keep].join("\n")
+}
+
+/// Strips what chat models wrap around code: Markdown fences and prose before or after.
+pub fn strip_chatter(answer: &str) -> String {
+    let answer = answer.replace("\r\n", "\n");
+    if let Some(start) = answer.find("```") {
+        let after_fence = &answer[start + 3..];
+        // Skip the info string (a language name) on the fence line.
+        let body_start = after_fence.find('\n').map_or(after_fence.len(), |i| i + 1);
+        let body = &after_fence[body_start..];
+        let end = body.find("```").unwrap_or(body.len());
+        return body[..end].trim_end_matches('\n').to_owned();
+    }
+    let lines: Vec<&str> = answer.split('\n').collect();
+    let is_prose = |line: &str| {
+        let t = line.trim();
+        let lower = t.to_ascii_lowercase();
+        let starts_like_prose = ["here", "this ", "the ", "sure", "certainly", "i ", "note", "explanation", "to "]
+            .iter()
+            .any(|p| lower.starts_with(p));
+        starts_like_prose && t.split_whitespace().count() >= 3
+    };
+    let start = lines.iter().position(|l| !is_prose(l) && !l.trim().is_empty()).unwrap_or(lines.len());
+    let end = lines[start..].iter().position(|l| is_prose(l)).map_or(lines.len(), |i| start + i);
+    trim_trailing_blank(&lines[start..end].join("\n"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trim_line_suffix_cases() {
-        let cases = [
-            // (candidate, rest of the line, expected)
-            ("x, y)", ")", "x, y"),
-            ("x, y", ")", "x, y"),
-            ("a]) ", "])", "a]) "),
-            ("value\nmore)", ")", "value\nmore)"),
-            ("done", "", "done"),
-        ];
-        for (candidate, suffix, expected) in cases {
-            assert_eq!(trim_line_suffix(candidate, suffix), expected, "{candidate:?} before {suffix:?}");
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,192 @@
+//! What to complete at the cursor: nothing, the rest of one line, or a block of lines.
+//!
+//! Pure: it reads the text (and the syntax tree where there is one) around the cursor. The rules
+//! follow what editor users complain about: no suggestions in the middle of a word, none when a
+//! long tail stands right of the cursor, one line when code follows on the line, a block where a
+//! body opens.
+
+use ropey::Rope;
+use tree_sitter::Tree;
+
+/// How much to suggest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Nothing (only for automatic requests).
+    Nothing,
+    /// The rest of the cursor's line.
+    Line,
+    /// Several lines, ended by the stop rules.
+    Block,
+}
+
+/// Whether the user asked or the editor did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Automatic,
+    Invoked,
+}
+
+/// The decision, with the facts about the cursor's surroundings the later stages need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub scope: Scope,
+    /// Why, for logs and tests.
+    pub reason: &'static str,
+    /// The cursor line's text before the cursor.
+    pub line_before: String,
+    /// The cursor line's text after the cursor, without its line break.
+    pub line_after: String,
+    /// Width of the indentation that a block's lines must keep; a line indented less ends it.
+    pub block_indent: usize,
+}
+
+/// Automatic suggestions are skipped when more than this stands right of the cursor.
+const MAX_LINE_SUFFIX: usize = 8;
+
+/// Decides at byte `cursor` of `text`.
+pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger) -> Decision {
+    let cursor = cursor.min(text.len_bytes());
+    let line = text.byte_to_line(cursor);
+    let line_start = text.line_to_byte(line);
+    let line_text = text.line(line).to_string();
+    let line_text = line_text.trim_end_matches(['\n', '\r']);
+    let split = (cursor - line_start).min(line_text.len());
+    let (line_before, line_after) = line_text.split_at(split);
+    let block_indent = block_indent(text, line, line_before, line_after);
+    let decision = |scope, reason| Decision {
+        scope,
+        reason,
+        line_before: line_before.to_owned(),
+        line_after: line_after.to_owned(),
+        block_indent,
+    };
+    let automatic = trigger == Trigger::Automatic;
+    let next_char = line_after.chars().next();
+    if automatic && next_char.is_some_and(is_word) {
+        return decision(Scope::Nothing, "the cursor is inside a word");
+    }
+    let tail = line_after.trim();
+    let only_closers = !tail.is_empty() && tail.chars().all(|c| ")]}>\"'`;,:".contains(c));
+    if automatic && tail.len() > MAX_LINE_SUFFIX && !only_closers {
+        return decision(Scope::Nothing, "a long tail stands right of the cursor");
+    }
+    if in_comment(tree, cursor) {
+        return decision(Scope::Line, "inside a comment");
+    }
+    if !tail.is_empty() {
+        return decision(Scope::Line, "code follows on the cursor's line");
+    }
+    let code = line_before.trim();
+    if code.is_empty() {
+        return decision(Scope::Block, "an empty line");
+    }
+    if code.ends_with([':', '{', '(', '[']) || code.ends_with("=>") {
+        return decision(Scope::Block, "the line opens a body");
+    }
+    decision(Scope::Line, "the rest of a line")
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Width of a line's leading whitespace, a tab counting as 4.
+pub fn indent_width(line: &str) -> usize {
+    line.chars().take_while(|c| *c == ' ' || *c == '\t').map(|c| if c == '\t' { 4 } else { 1 }).sum()
+}
+
+/// The indentation a block written at the cursor must keep.
+///
+/// On a line with code, that is the line's own indentation (deeper for a body it opens). On an
+/// empty line it is the larger of what was typed and the indentation of the code around, since
+/// editors often leave the cursor at column 0 of an empty line inside a body.
+fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -> usize {
+    if !line_before.trim().is_empty() {
+        let own = indent_width(line_before);
+        let opens = line_before.trim_end().ends_with([':', '{', '(', '[']) && line_after.trim().is_empty();
+        return own + usize::from(opens);
+    }
+    let typed = indent_width(line_before);
+    let previous = (0..line).rev().map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
+    let next = (line + 1..text.len_lines()).map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
+    let opens = |l: &str| l.trim_end().ends_with([':', '{', '(', '[']);
+    let context = match (previous, next) {
+        // The first line of a body: deeper than the line that opens it.
+        (Some(p), _) if opens(&p) => indent_width(&p) + 1,
+        (Some(p), Some(n)) => indent_width(&p).min(indent_width(&n)),
+        (Some(p), None) => indent_width(&p),
+        (None, Some(n)) => indent_width(&n),
+        (None, None) => 0,
+    };
+    typed.max(context)
+}
+
+fn in_comment(tree: Option<&Tree>, cursor: usize) -> bool {
+    let Some(tree) = tree else { return false };
+    let at = cursor.saturating_sub(1);
+    let Some(node) = tree.root_node().descendant_for_byte_range(at, at) else { return false };
+    node.kind().contains("comment") && cursor <= node.end_byte()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::{self, Language};
+
+    /// `$0` marks the cursor.
+    fn check(language: Option<Language>, marked: &str, trigger: Trigger, scope: Scope, indent: usize) {
+        let cursor = marked.find("$0").expect("no cursor marker");
+        let text = Rope::from_str(&marked.replacen("$0", "", 1));
+        let tree = language.and_then(|l| syntax::parse(l, &text, None));
+        let decision = decide(&text, tree.as_ref(), cursor, trigger);
+        assert_eq!((decision.scope, decision.block_indent), (scope, indent), "{marked:?}: {}", decision.reason);
+    }
+
+    const PY: Option<Language> = Some(Language::Python);
+    const RS: Option<Language> = Some(Language::Rust);
+    use Scope::*;
+    use Trigger::*;
+
+    #[test]
+    fn nothing_mid_word_or_with_a_long_tail() {
+        check(PY, "x = fo$0o + 1\n", Automatic, Nothing, 0);
+        check(PY, "x = $0compute(a, b, c) + 1\n", Automatic, Nothing, 0);
+        check(PY, "x = $0  # a long trailing comment\n", Automatic, Nothing, 0);
+        check(None, "let x = fo$0o;", Automatic, Nothing, 0);
+        // Asked for by the user, it completes anyway.
+        check(PY, "x = fo$0o + 1\n", Invoked, Line, 0);
+    }
+
+    #[test]
+    fn one_line_when_code_follows_or_the_line_has_code() {
+        check(PY, "print($0)\n", Automatic, Line, 0);
+        check(PY, "    xs = [$0]\n", Automatic, Line, 4);
+        check(RS, "    let v = foo($0);\n", Automatic, Line, 4);
+        check(PY, "def f(x):\n    return $0\n", Automatic, Line, 4);
+        check(RS, "fn main() {\n    let x = $0\n}\n", Automatic, Line, 4);
+        check(None, "SELECT * FROM t WHERE $0\n", Automatic, Line, 0);
+    }
+
+    #[test]
+    fn a_block_where_a_body_opens_or_on_an_empty_line() {
+        check(PY, "def f(x):$0\n", Automatic, Block, 1);
+        check(PY, "def f(x):\n    $0\n", Automatic, Block, 4);
+        check(RS, "fn main() {$0\n}\n", Automatic, Block, 1);
+        check(RS, "fn main() {\n    $0\n}\n", Automatic, Block, 4);
+        check(PY, "\n$0", Automatic, Block, 0);
+    }
+
+    #[test]
+    fn an_empty_line_at_column_zero_takes_the_bodys_indentation() {
+        // HumanEval's holes: an empty line inside a body, the cursor at its start.
+        check(PY, "def f(x):\n    y = x\n$0\n    return y\n", Automatic, Block, 4);
+        check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 5);
+        check(PY, "def f(x):\n$0\n", Automatic, Block, 1);
+    }
+
+    #[test]
+    fn comments_complete_one_line() {
+        check(PY, "# compute the $0\nx = 1\n", Automatic, Line, 0);
+        check(RS, "    // returns the $0\n", Automatic, Line, 4);
+    }
+}

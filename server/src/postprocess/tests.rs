@@ -1,0 +1,115 @@
+//! Table tests for the post-processing rules, each with the case that motivated it.
+
+use super::*;
+
+fn context(line_before: &str, line_after: &str, below: &[&str], block_indent: usize) -> Context {
+    Context {
+        line_before: line_before.into(),
+        line_after: line_after.into(),
+        below: below.iter().map(|s| s.to_string()).collect(),
+        single_line: false,
+        block_indent,
+        tabs: false,
+    }
+}
+
+#[test]
+fn suffix_repetition_is_cut() {
+    // Qwen 0.5B writes the middle and then the line that already follows (seen with /infill).
+    let ctx = context("", "", &["    return result", ""], 4);
+    assert_eq!(clean("    result = a + b\n    return result\n", &ctx), "    result = a + b");
+    // Immediately repeating the next line means there is nothing to add.
+    assert_eq!(clean("    return result", &ctx), "");
+    // A short line like `}` is only a repeat if what follows matches too.
+    let ctx = context("", "", &["}", "fn next() {}"], 4);
+    assert_eq!(clean("    if x {\n        y();\n    }\n}\nfn next() {}", &ctx), "    if x {\n        y();\n    }");
+}
+
+#[test]
+fn dedent_ends_a_block() {
+    let ctx = context("    ", "", &[], 4);
+    assert_eq!(
+        clean("total = 0\n    for x in xs:\n        total += x\ndef other():\n    pass", &ctx),
+        "total = 0\n    for x in xs:\n        total += x"
+    );
+    // A closing brace that closes what the candidate opened stays; the cut follows it.
+    let ctx = context("fn f() {", "", &[], 1);
+    assert_eq!(clean("\n    let x = 1;\n}\nfn g() {}", &ctx), "\n    let x = 1;\n}");
+}
+
+#[test]
+fn repeated_lines_and_blocks_are_cut() {
+    let ctx = context("", "", &[], 0);
+    assert_eq!(clean("x += 1\nx += 1\nx += 1", &ctx), "x += 1");
+    assert_eq!(clean("a = 1\nb = 2\na = 1\nb = 2\n", &ctx), "a = 1\nb = 2");
+    // Short lines (closing brackets) may legitimately repeat.
+    assert_eq!(clean("    }\n}", &ctx), "    }\n}");
+}
+
+#[test]
+fn single_line_scope_keeps_the_first_line() {
+    let mut ctx = context("x = ", "", &[], 0);
+    ctx.single_line = true;
+    assert_eq!(clean("compute(a)\ny = 2", &ctx), "compute(a)");
+}
+
+#[test]
+fn a_stray_leading_space_is_dropped() {
+    assert_eq!(trim_leading_space(" a + b", "    return "), "a + b");
+    assert_eq!(trim_leading_space(" a + b", "    return"), " a + b");
+    assert_eq!(trim_leading_space("    x = 1", "    "), "    x = 1", "indentation on an empty line is kept");
+}
+
+#[test]
+fn the_rest_of_the_line_is_not_repeated() {
+    let cases = [
+        // (candidate, rest of the line, expected)
+        ("x, y)", ")", "x, y"),
+        ("x, y", ")", "x, y"),
+        ("a])", "])", "a"),
+        ("f(a))", ")", "f(a)"),
+        ("f(a)", ")", "f(a)"),
+        ("value\nmore)", ")", "value\nmore)"),
+        ("done", "", "done"),
+    ];
+    for (candidate, suffix, expected) in cases {
+        assert_eq!(trim_line_suffix(candidate, suffix), expected, "{candidate:?} before {suffix:?}");
+    }
+}
+
+#[test]
+fn brackets_in_strings_do_not_count() {
+    assert_eq!(bracket_balance("print(\"(\")"), 0);
+    assert_eq!(bracket_balance("foo(a, [b"), 2);
+    assert_eq!(bracket_balance("x = 1  # (unclosed"), 0);
+}
+
+#[test]
+fn indentation_follows_the_file() {
+    assert_eq!(normalize_indentation("if x:\n        y()", true), "if x:\n\t\ty()");
+    assert_eq!(normalize_indentation("{\n\tx();\n}", false), "{\n    x();\n}");
+    assert_eq!(normalize_indentation("a\n    b", false), "a\n    b");
+}
+
+#[test]
+fn trailing_blank_lines_go() {
+    assert_eq!(trim_trailing_blank("x = 1  \n\n  \n"), "x = 1");
+    assert_eq!(trim_trailing_blank("\n\n"), "");
+}
+
+#[test]
+fn chat_models_lose_their_fences_and_prose() {
+    assert_eq!(strip_chatter("Here is the completion:\n```python\nreturn a + b\n```\nThis adds them."), "return a + b");
+    assert_eq!(strip_chatter("```\nx = 1\n```"), "x = 1");
+    assert_eq!(strip_chatter("Sure, here is the code you need:\nreturn a + b"), "return a + b");
+    assert_eq!(strip_chatter("return a + b\n\nThis returns the sum of both."), "return a + b");
+    assert_eq!(strip_chatter("return a + b"), "return a + b");
+}
+
+#[test]
+fn stop_rules_ignore_the_growing_last_line() {
+    let ctx = context("", "", &["    return result"], 4);
+    // Generation so far: the repeating line is not complete yet, so nothing is cut.
+    assert_eq!(stop_at("    result = 1\n    return result", &ctx), None);
+    assert_eq!(stop_at("    result = 1\n    return result\n", &ctx), Some(14));
+}
