@@ -1,0 +1,211 @@
+"""HumanEval infilling pass@1 of mistral-lsp (textDocument/inlineCompletion over stdio) next to
+llama-server /infill, on the same model, threads and documents. Progress goes to stderr, the
+markdown table to stdout, per-task records to --out.
+
+    python3 bench/humaneval.py --systems lsp,llama-server [--sets single,multi,random] [--limit N]
+
+Each task becomes a document and a cursor as an editor holds them (see
+/work/shared/bench/humaneval-infilling/README.md): single- and multi-line holes are an empty line
+(`prompt + "\\n" + suffix`), random spans are cut out (`prompt + suffix`); the cursor is at
+`len(prompt)`. The first suggestion is applied and the task's tests run with a 10 s timeout."""
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import tempfile
+import time
+
+import benchlib
+from benchlib import fmt, log, markdown_table, percentile, share
+
+DATA = os.environ.get("HUMANEVAL_INFILLING_DIR", "/work/shared/bench/humaneval-infilling")
+SETS = {
+    # name: (file, subset size, hole is an empty line)
+    "single": ("HumanEval-SingleLineInfilling.jsonl.gz", 150, True),
+    "multi": ("HumanEval-MultiLineInfilling.jsonl.gz", 100, True),
+    "random": ("HumanEval-RandomSpanInfillingLight.jsonl.gz", 164, False),
+}
+SET_TITLES = {"single": "single-line", "multi": "multi-line", "random": "random-span"}
+TEST_TIMEOUT_S = 10
+REQUEST_TIMEOUT_S = 300
+N_PREDICT = 128
+
+
+def load_tasks(name):
+    """The fixed subset of a set: tasks[int(i * len(tasks) / n)] for i in 0..n."""
+    file, n, _ = SETS[name]
+    with gzip.open(os.path.join(DATA, file), "rt", encoding="utf-8") as f:
+        tasks = [json.loads(line) for line in f if line.strip()]
+    n = min(n, len(tasks))
+    return [tasks[int(i * len(tasks) / n)] for i in range(n)]
+
+
+def document_and_cursor(name, task):
+    if SETS[name][2]:
+        return task["prompt"] + "\n" + task["suffix"], len(task["prompt"])
+    return task["prompt"] + task["suffix"], len(task["prompt"])
+
+
+def passes(document, task, workdir):
+    """Runs the document with the task's tests; True if Python exits 0 within the timeout."""
+    program = document + "\n\n" + task["test"] + "\ncheck(" + task["entry_point"] + ")\n"
+    path = os.path.join(workdir, "candidate.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(program)
+    return benchlib.run_python(path, TEST_TIMEOUT_S, workdir)
+
+
+def first_line_only(document, start, end, text):
+    """The document with only the first line of the suggestion inserted."""
+    return document[:start] + text.split("\n", 1)[0] + document[end:]
+
+
+def task_uri(name, task):
+    return "file:///bench/humaneval/%s/%s.py" % (name, task["task_id"].replace("/", "_"))
+
+
+def ask_lsp(client, name, task, document, cursor):
+    """One inline completion: (text, start, end, latency, evaluated tokens, error)."""
+    uri = task_uri(name, task)
+    client.did_open(uri, document)
+    try:
+        before = client.server_status().get("evaluatedTokens")
+        position = benchlib.offset_to_position(document, cursor, client.encoding)
+        started = time.monotonic()
+        error = None
+        try:
+            items = client.inline_completion(uri, position, trigger_kind=1, timeout=REQUEST_TIMEOUT_S)
+        except (benchlib.LspError, TimeoutError) as err:
+            items, error = [], str(err)
+        latency = time.monotonic() - started
+        after = client.server_status().get("evaluatedTokens")
+    finally:
+        client.did_close(uri)
+    evaluated = after - before if isinstance(before, int) and isinstance(after, int) else None
+    if not items:
+        return "", cursor, cursor, latency, evaluated, error
+    item = items[0]
+    _, start, end = benchlib.apply_item(document, cursor, item, client.encoding)
+    return benchlib.item_text(item), start, end, latency, evaluated, error
+
+
+def ask_llama_server(server, document, cursor):
+    body = {
+        "input_prefix": document[:cursor],
+        "input_suffix": document[cursor:],
+        "n_predict": N_PREDICT,
+        "cache_prompt": True,
+        "stream": False,
+        **benchlib.LLAMA_GREEDY,
+    }
+    started = time.monotonic()
+    error = None
+    try:
+        answer = server.post("/infill", body, timeout=REQUEST_TIMEOUT_S)
+    except (OSError, RuntimeError, ValueError) as err:
+        answer, error = {}, str(err)
+    latency = time.monotonic() - started
+    evaluated = (answer.get("timings") or {}).get("prompt_n")
+    return answer.get("content", ""), cursor, cursor, latency, evaluated, error
+
+
+def run_set(system, name, tasks, args, lsp_binary, records, workdir):
+    log(f"bench: {system} {SET_TITLES[name]}: {len(tasks)} tasks")
+    if system == "lsp":
+        client = benchlib.start_lsp(args, lsp_binary)
+        def ask(task, document, cursor):
+            return ask_lsp(client, name, task, document, cursor)
+        stop = client.close
+    else:
+        server = benchlib.LlamaServer(args)
+        def ask(task, document, cursor):
+            return ask_llama_server(server, document, cursor)
+        stop = server.close
+    try:
+        for i, task in enumerate(tasks):
+            document, cursor = document_and_cursor(name, task)
+            text, start, end, latency, evaluated, error = ask(task, document, cursor)
+            empty = not text.strip()
+            filled = document[:start] + text + document[end:]
+            passed = passes(filled, task, workdir)
+            passed_first = passed if "\n" not in text else passes(first_line_only(document, start, end, text), task,
+                                                                   workdir)
+            records.append({
+                "system": system, "set": name, "task_id": task["task_id"], "passed": passed,
+                "passed_first_line": passed_first, "empty": empty, "latency_s": round(latency, 4),
+                "evaluated_tokens": evaluated, "suggestion": text, "replaced": [start - cursor, end - cursor],
+                "expected": task["canonical_solution"], "error": error,
+            })
+            mark = "pass" if passed else ("empty" if empty else "fail")
+            log(f"  [{system} {name} {i + 1}/{len(tasks)}] {task['task_id']}: {mark} {latency:.2f}s"
+                + (f" error: {error}" if error else ""))
+    finally:
+        stop()
+
+
+def summarize(records, systems, sets):
+    rows = []
+    for name in sets:
+        for system in systems:
+            rs = [r for r in records if r["system"] == system and r["set"] == name]
+            if not rs:
+                continue
+            latencies = [r["latency_s"] for r in rs]
+            rows.append([
+                SET_TITLES[name], system, len(rs),
+                fmt(share(r["passed"] for r in rs)),
+                fmt(share(r["passed_first_line"] for r in rs)),
+                fmt(share(r["empty"] for r in rs)),
+                fmt(percentile(latencies, 50), 2),
+                fmt(percentile(latencies, 90), 2),
+                fmt(benchlib.mean(r["evaluated_tokens"] for r in rs), 0),
+                sum(1 for r in rs if r["error"]),
+            ])
+    header = ["set", "system", "n", "pass@1", "pass@1 first line", "empty", "p50 s", "p90 s",
+              "prompt tokens evaluated (mean)", "errors"]
+    return markdown_table(header, rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    benchlib.add_common_arguments(parser)
+    parser.add_argument("--sets", default="single,multi,random", help="comma-separated: single, multi, random")
+    parser.add_argument("--limit", type=int, help="only the first N tasks of each subset (quick runs)")
+    args = parser.parse_args()
+    systems = benchlib.parse_systems(args.systems)
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    for name in sets:
+        if name not in SETS:
+            sys.exit(f"bench: unknown set {name!r}; use single, multi, random")
+    benchlib.check_inputs(args, systems)
+    lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
+    out = args.out or benchlib.default_results_path("humaneval")
+    meta = benchlib.run_metadata(args, lsp_info)
+    meta.update({"benchmark": "humaneval-infilling", "n_predict_llama_server": N_PREDICT, "limit": args.limit})
+    records = []
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-humaneval-") as workdir:
+            for name in sets:
+                tasks = load_tasks(name)[: args.limit] if args.limit else load_tasks(name)
+                for system in systems:
+                    run_set(system, name, tasks, args, lsp_binary, records, workdir)
+                    meta["elapsed_s"] = round(time.monotonic() - started)
+                    benchlib.write_results(out, {"meta": meta, "records": records})
+    finally:
+        if lsp_binary:
+            os.remove(lsp_binary)
+    meta["elapsed_s"] = round(time.monotonic() - started)
+    table = summarize(records, systems, sets)
+    benchlib.write_results(out, {"meta": meta, "records": records, "table": table})
+    dirty = " (server/ had uncommitted changes)" if meta["server_tree_dirty"] else ""
+    print(f"HumanEval infilling, {meta['model']}, {args.threads} threads, -c {args.context_size}; "
+          f"commit {meta['commit']}{dirty}; {meta['date']}; {meta['elapsed_s']} s\n")
+    print(table)
+    log(f"bench: records in {os.path.relpath(out, benchlib.REPO)}")
+
+
+if __name__ == "__main__":
+    main()

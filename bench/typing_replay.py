@@ -1,0 +1,288 @@
+"""Typing replay: latency and usefulness of automatic completions while a user types real code.
+Eight functions of the installed CPython's standard library are typed back into their own module
+a word at a time; after each word the editor asks for a completion and waits. mistral-lsp gets
+didChange + textDocument/inlineCompletion (triggerKind 2, Automatic); llama-server gets llama.vim's
+/infill request. Progress goes to stderr, the markdown table to stdout, records to --out.
+
+    python3 bench/typing_replay.py --systems lsp,llama-server [--functions N]
+
+Document: the module's source with the whole function (from its `def` line) replaced by an empty
+line; the cursor starts on that line. Chunks: the function's text is cut after every run of word
+characters (regex `\\w+`) and after every newline, so a chunk is the punctuation, spaces or
+indentation before a word plus the word ("    maxc", " = max", "(r"), or the rest of a line with
+its newline ("):\\n"). One request per chunk, after the chunk is typed.
+
+"Right": the suggestion's first line (as inserted at the cursor) equals the rest of the line the
+user is about to type, both without trailing whitespace. Where the rest of the line is empty (the
+cursor at a line end), right means the suggestion's first line is empty or blank and the
+suggestion has something on a later line."""
+
+import argparse
+import ast
+import importlib
+import inspect
+import os
+import re
+import statistics
+import time
+
+import benchlib
+from benchlib import fmt, log, markdown_table, percentile, share
+
+# Eight module-level functions of 10-40 lines, two per module, fixed by name so the set is stable
+# (the text is whatever the running Python ships; the Python version is stored with results).
+FUNCTIONS = [
+    ("posixpath", "split"),
+    ("posixpath", "abspath"),
+    ("shlex", "split"),
+    ("shlex", "quote"),
+    ("glob", "_lexists"),
+    ("glob", "_isdir"),
+    ("tempfile", "_get_candidate_names"),
+    ("tempfile", "_gettempdir"),
+]
+REQUEST_TIMEOUT_S = 120
+N_PREDICT = 128
+# llama.vim's defaults: lines of prefix and suffix, and its time budget after the first newline.
+N_PREFIX_LINES = 256
+N_SUFFIX_LINES = 64
+T_MAX_PREDICT_MS = 1000
+T_MAX_PREDICT_MS_FIRST = 250
+
+
+def load_function(module_name, function_name):
+    """(document with the function replaced by an empty line, cursor offset, function text)."""
+    module = importlib.import_module(module_name)
+    path = inspect.getsourcefile(module)
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function_name:
+            break
+    else:
+        raise SystemExit(f"bench: {module_name}.{function_name} is not a module-level function in {path}")
+    lines = source.splitlines(keepends=True)
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+    before, body, after = "".join(lines[:first]), "".join(lines[first:node.end_lineno]), "".join(lines[node.end_lineno:])
+    text = body[:-1] if body.endswith("\n") else body
+    return before + "\n" + after, len(before), text
+
+
+def chunks(text):
+    """The function text cut after every `\\w+` run and after every newline."""
+    ends = {m.end() for m in re.finditer(r"\w+", text)}
+    ends |= {i + 1 for i, c in enumerate(text) if c == "\n"}
+    ends.add(len(text))
+    out, previous = [], 0
+    for end in sorted(ends):
+        if end > previous:
+            out.append(text[previous:end])
+            previous = end
+    return out
+
+
+def is_right(suggestion, remaining):
+    """Whether the suggestion's first line is the rest of the line still to be typed."""
+    if suggestion is None:
+        return False
+    expected = remaining.split("\n", 1)[0].rstrip()
+    got = suggestion.split("\n", 1)[0].rstrip()
+    if expected == "":
+        return got.strip() == "" and suggestion.strip() != ""
+    return got == expected
+
+
+def llama_vim_request(document, cursor, first):
+    """llama.vim's /infill request at the cursor (its default n_prefix 256 and n_suffix 64)."""
+    lines = document.split("\n")
+    line_no = document.count("\n", 0, cursor)
+    column = cursor - (document.rfind("\n", 0, cursor) + 1)
+    line = lines[line_no]
+    prefix_lines = lines[max(0, line_no - N_PREFIX_LINES):line_no]
+    suffix_lines = lines[line_no + 1:line_no + 1 + N_SUFFIX_LINES]
+    line_prefix = line[:column]
+    return {
+        "input_prefix": "\n".join(prefix_lines) + "\n",
+        "input_suffix": line[column:] + "\n" + "\n".join(suffix_lines) + "\n",
+        "input_extra": [],
+        "prompt": line_prefix,
+        "n_predict": N_PREDICT,
+        "n_indent": len(line_prefix) - len(line_prefix.lstrip(" \t")),
+        "cache_prompt": True,
+        "stream": False,
+        "t_max_predict_ms": T_MAX_PREDICT_MS_FIRST if first else T_MAX_PREDICT_MS,
+        **benchlib.LLAMA_GREEDY,
+    }
+
+
+class LspTyper:
+    """Types into mistral-lsp: incremental didChange, then an automatic inline completion."""
+
+    def __init__(self, args, binary):
+        self.client = benchlib.start_lsp(args, binary)
+        self.version = 0
+
+    def open(self, uri, document):
+        self.version = 1
+        self.client.did_open(uri, document, version=self.version)
+
+    def type_and_ask(self, uri, document, cursor, chunk):
+        client = self.client
+        before = client.server_status().get("evaluatedTokens")
+        position = benchlib.offset_to_position(document, cursor, client.encoding)
+        self.version += 1
+        client.notify("textDocument/didChange", {
+            "textDocument": {"uri": uri, "version": self.version},
+            "contentChanges": [{"range": {"start": position, "end": position}, "text": chunk}],
+        })
+        document = document[:cursor] + chunk + document[cursor:]
+        cursor += len(chunk)
+        position = benchlib.offset_to_position(document, cursor, client.encoding)
+        started = time.monotonic()
+        error = None
+        try:
+            items = client.inline_completion(uri, position, trigger_kind=2, timeout=REQUEST_TIMEOUT_S)
+        except (benchlib.LspError, TimeoutError) as err:
+            items, error = [], str(err)
+        latency = time.monotonic() - started
+        after = client.server_status().get("evaluatedTokens")
+        evaluated = after - before if isinstance(before, int) and isinstance(after, int) else None
+        raw = benchlib.item_text(items[0]) if items else ""
+        shown = benchlib.text_after_cursor(document, cursor, items[0], client.encoding) if items else ""
+        return document, cursor, raw, shown, latency, evaluated, error
+
+    def close_document(self, uri):
+        self.client.did_close(uri)
+
+    def close(self):
+        self.client.close()
+
+
+class LlamaServerTyper:
+    """Types for llama-server: the document stays here; each step sends llama.vim's request."""
+
+    def __init__(self, args):
+        self.server = benchlib.LlamaServer(args)
+        self.first = True
+
+    def open(self, uri, document):
+        pass
+
+    def type_and_ask(self, uri, document, cursor, chunk):
+        document = document[:cursor] + chunk + document[cursor:]
+        cursor += len(chunk)
+        body = llama_vim_request(document, cursor, self.first)
+        self.first = False
+        started = time.monotonic()
+        error = None
+        try:
+            answer = self.server.post("/infill", body, timeout=REQUEST_TIMEOUT_S)
+        except (OSError, RuntimeError, ValueError) as err:
+            answer, error = {}, str(err)
+        latency = time.monotonic() - started
+        text = answer.get("content", "")
+        evaluated = (answer.get("timings") or {}).get("prompt_n")
+        return document, cursor, text, text, latency, evaluated, error
+
+    def close_document(self, uri):
+        pass
+
+    def close(self):
+        self.server.close()
+
+
+def replay(system, functions, args, lsp_binary, records):
+    typer = LspTyper(args, lsp_binary) if system == "lsp" else LlamaServerTyper(args)
+    try:
+        for module_name, function_name in functions:
+            document, cursor, text = load_function(module_name, function_name)
+            pieces = chunks(text)
+            uri = f"file:///bench/typing/{module_name.replace('.', '/')}.py"
+            log(f"bench: {system} typing {module_name}.{function_name}: {len(pieces)} chunks")
+            typer.open(uri, document)
+            typed = 0
+            try:
+                for step, chunk in enumerate(pieces):
+                    document, cursor, raw, shown, latency, evaluated, error = typer.type_and_ask(
+                        uri, document, cursor, chunk)
+                    typed += len(chunk)
+                    remaining = text[typed:]
+                    right = is_right(shown, remaining)
+                    records.append({
+                        "system": system, "function": f"{module_name}.{function_name}", "step": step,
+                        "chunk": chunk, "expected_line": remaining.split("\n", 1)[0],
+                        "suggestion": raw, "has_suggestion": bool(raw.strip()), "right": right,
+                        "latency_s": round(latency, 4), "evaluated_tokens": evaluated, "error": error,
+                    })
+                    log(f"  [{system} {module_name}.{function_name} {step + 1}/{len(pieces)}] {latency:.2f}s "
+                        f"{'right' if right else ('shown' if raw.strip() else 'empty')} tokens={evaluated}"
+                        + (f" error: {error}" if error else ""))
+            finally:
+                typer.close_document(uri)
+    finally:
+        typer.close()
+
+
+def percent(flags):
+    value = share(flags)
+    return fmt(None if value is None else 100 * value, 1, "%")
+
+
+def summarize(records, systems):
+    columns = {}
+    for system in systems:
+        rs = [r for r in records if r["system"] == system]
+        latencies = [r["latency_s"] for r in rs]
+        tokens = [r["evaluated_tokens"] for r in rs if r["evaluated_tokens"] is not None]
+        with_suggestion = [r for r in rs if r["has_suggestion"]]
+        columns[system] = [
+            len(rs),
+            fmt(percentile(latencies, 50), 2),
+            fmt(percentile(latencies, 90), 2),
+            percent(r["has_suggestion"] for r in rs),
+            percent(r["right"] for r in rs),
+            percent(r["right"] for r in with_suggestion),
+            fmt(benchlib.mean(tokens), 1),
+            fmt(statistics.median(tokens) if tokens else None, 1),
+            sum(1 for r in rs if r["error"]),
+        ]
+    names = ["requests", "latency p50 (s)", "latency p90 (s)", "with a suggestion", "right (first line)",
+             "right among suggestions", "tokens evaluated, mean", "tokens evaluated, median", "errors"]
+    rows = [[name] + [columns[s][i] for s in systems] for i, name in enumerate(names)]
+    return markdown_table([""] + systems, rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    benchlib.add_common_arguments(parser)
+    parser.add_argument("--functions", type=int, help="only the first N of the 8 functions (quick runs)")
+    args = parser.parse_args()
+    systems = benchlib.parse_systems(args.systems)
+    benchlib.check_inputs(args, systems)
+    functions = FUNCTIONS[: args.functions] if args.functions else FUNCTIONS
+    lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
+    out = args.out or benchlib.default_results_path("typing-replay")
+    meta = benchlib.run_metadata(args, lsp_info)
+    meta.update({"benchmark": "typing-replay", "functions": [f"{m}.{f}" for m, f in functions]})
+    records = []
+    started = time.monotonic()
+    try:
+        for system in systems:
+            replay(system, functions, args, lsp_binary, records)
+            meta["elapsed_s"] = round(time.monotonic() - started)
+            benchlib.write_results(out, {"meta": meta, "records": records})
+    finally:
+        if lsp_binary:
+            os.remove(lsp_binary)
+    meta["elapsed_s"] = round(time.monotonic() - started)
+    table = summarize(records, systems)
+    benchlib.write_results(out, {"meta": meta, "records": records, "table": table})
+    dirty = " (server/ had uncommitted changes)" if meta["server_tree_dirty"] else ""
+    print(f"Typing replay, {len(functions)} functions, {meta['model']}, {args.threads} threads, "
+          f"-c {args.context_size}; commit {meta['commit']}{dirty}; {meta['date']}; {meta['elapsed_s']} s\n")
+    print(table)
+    log(f"bench: records in {os.path.relpath(out, benchlib.REPO)}")
+
+
+if __name__ == "__main__":
+    main()
