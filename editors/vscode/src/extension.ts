@@ -1,0 +1,254 @@
+// The VS Code extension: runs mistral-lsp through vscode-languageclient, with a status bar item, commands and settings handling.
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  CloseHandlerResult,
+  ErrorAction,
+  ExecuteCommandRequest,
+  LanguageClient,
+  LanguageClientOptions,
+  State,
+  TransportKind,
+} from "vscode-languageclient/node";
+
+import { RestartBudget } from "./restarts";
+import { resolveServer } from "./serverPath";
+import { SECTION, changeAction, serverKeys, serverSettings } from "./settings";
+import { ServerStatus, parseStatus, statusView } from "./status";
+
+let extension: MistralLsp | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  extension = new MistralLsp(context);
+  await extension.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await extension?.stop();
+}
+
+class MistralLsp {
+  private client: LanguageClient | undefined;
+  private running = false;
+  private status: ServerStatus = { state: "stopped", message: "", percent: null };
+  private readonly budget = new RestartBudget();
+  private readonly keys: string[];
+  private readonly log = vscode.window.createOutputChannel("mistral-lsp", { log: true });
+  private readonly item = vscode.window.createStatusBarItem("mistralLsp.status", vscode.StatusBarAlignment.Right, 100);
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.keys = serverKeys(context.extension.packageJSON.contributes.configuration.properties);
+    this.item.name = "mistral-lsp";
+    this.item.command = "mistralLsp.showMenu";
+    this.render();
+    this.item.show();
+    context.subscriptions.push(
+      this.log,
+      this.item,
+      vscode.commands.registerCommand("mistralLsp.restart", () => this.restart()),
+      vscode.commands.registerCommand("mistralLsp.showLog", () => this.log.show()),
+      vscode.commands.registerCommand("mistralLsp.toggleCompletions", () => this.toggleCompletions()),
+      vscode.commands.registerCommand("mistralLsp.showMenu", () => this.showMenu()),
+      vscode.workspace.onDidChangeConfiguration((event) => this.onSettingsChanged(event)),
+    );
+  }
+
+  /** Finds the binary and starts the server; failures end as a message, never as an exception. */
+  async start(): Promise<void> {
+    const found = resolveServer(vscode.workspace.getConfiguration(SECTION).get<string | null>("server.path"));
+    if ("error" in found) {
+      this.log.error(found.error);
+      this.setStatus({ state: "stopped", message: found.error, percent: null });
+      void this.reportMissingServer(found.error);
+      return;
+    }
+    this.log.info(`Starting ${found.path}`);
+    const client = new LanguageClient(
+      SECTION,
+      "mistral-lsp",
+      { command: found.path, transport: TransportKind.stdio },
+      this.clientOptions(),
+    );
+    this.client = client;
+    this.running = false;
+    client.onDidChangeState(({ newState }) => {
+      if (newState === State.Running) {
+        this.running = true;
+      }
+    });
+    client.onNotification("mistral-lsp/status", (params: unknown) => this.setStatus(parseStatus(params)));
+    this.setStatus({ state: "starting", message: `Starting ${found.path}`, percent: null });
+    try {
+      await client.start();
+    } catch (error) {
+      if (this.client === client && this.status.state !== "stopped") {
+        const message = `mistral-lsp failed to start: ${error instanceof Error ? error.message : String(error)}`;
+        this.setStatus({ state: "stopped", message, percent: null });
+        void this.offerRestart(message);
+      }
+      return;
+    }
+    // Catch up with a state change the server reported before the handler above was attached.
+    const answer = await client
+      .sendRequest(ExecuteCommandRequest.type, { command: "mistral-lsp.status", arguments: [] })
+      .catch(() => undefined);
+    if (this.client === client) {
+      this.setStatus(parseStatus(answer));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client?.needsStop()) {
+      await client.stop().catch((error) => this.log.warn(`Stopping the server failed: ${error}`));
+    }
+  }
+
+  /** A fresh server process with the current settings; also the way out after automatic restarts stopped. */
+  async restart(): Promise<void> {
+    this.budget.reset();
+    await this.stop();
+    await this.start();
+  }
+
+  private clientOptions(): LanguageClientOptions {
+    return {
+      documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+      outputChannel: this.log,
+      // A function, so that automatic restarts read the settings of their time.
+      initializationOptions: () => this.serverSettings(),
+      errorHandler: {
+        error: (_error, _message, count) => ({
+          action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown,
+        }),
+        closed: () => this.onClosed(),
+      },
+      middleware: {
+        workspace: {
+          // Answer for our section with the server's keys only: the client-only ones would be unknown keys to it.
+          configuration: async (params, token, next) => {
+            const values = await next(params, token);
+            if (!Array.isArray(values)) {
+              return values;
+            }
+            return params.items.map((item, index) => (item.section === SECTION ? this.serverSettings() : values[index]));
+          },
+        },
+      },
+    };
+  }
+
+  private serverSettings(): Record<string, unknown> {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    return serverSettings(this.keys, (key) => config.get(key));
+  }
+
+  /** The server process ended without being asked to: restart it a few times, then stop and ask. */
+  private onClosed(): CloseHandlerResult {
+    const wasRunning = this.running;
+    this.running = false;
+    if (!wasRunning) {
+      const message = "mistral-lsp exited while starting. Its error output is in the log.";
+      this.setStatus({ state: "stopped", message, percent: null });
+      void this.offerRestart(message);
+      return { action: CloseAction.DoNotRestart, message, handled: true };
+    }
+    if (this.budget.crashed()) {
+      const message = `mistral-lsp exited unexpectedly; restarting it (${this.budget.recent} of ${this.budget.max} automatic restarts).`;
+      this.setStatus({ state: "starting", message, percent: null });
+      void vscode.window.showWarningMessage(message, "Show Log").then((choice) => choice && this.log.show());
+      return { action: CloseAction.Restart, message, handled: true };
+    }
+    const message =
+      `mistral-lsp exited ${this.budget.recent} times within ${this.budget.windowMs / 60000} minutes ` +
+      `and will not be restarted automatically.`;
+    this.setStatus({ state: "stopped", message, percent: null });
+    void this.offerRestart(message);
+    return { action: CloseAction.DoNotRestart, message, handled: true };
+  }
+
+  private onSettingsChanged(event: vscode.ConfigurationChangeEvent): void {
+    if (event.affectsConfiguration(`${SECTION}.completion.enabled`)) {
+      this.render();
+    }
+    const action = changeAction(this.keys, (setting) => event.affectsConfiguration(setting));
+    if (action === "restart") {
+      this.log.info("Model or server settings changed: restarting the server");
+      void this.restart();
+    } else if (action === "notify" && this.client?.isRunning()) {
+      void this.client.sendNotification("workspace/didChangeConfiguration", {
+        settings: { [SECTION]: this.serverSettings() },
+      });
+    }
+  }
+
+  private async toggleCompletions(): Promise<void> {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    await config.update("completion.enabled", !config.get<boolean>("completion.enabled", true), vscode.ConfigurationTarget.Global);
+  }
+
+  private async toggleLanguage(languageId: string): Promise<void> {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    const disabled = config.get<string[]>("completion.disabledLanguages", []);
+    const next = disabled.includes(languageId) ? disabled.filter((id) => id !== languageId) : [...disabled, languageId];
+    await config.update("completion.disabledLanguages", next, vscode.ConfigurationTarget.Global);
+  }
+
+  private async showMenu(): Promise<void> {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    const enabled = config.get<boolean>("completion.enabled", true);
+    const languageId = vscode.window.activeTextEditor?.document.languageId;
+    const disabledHere = languageId !== undefined && config.get<string[]>("completion.disabledLanguages", []).includes(languageId);
+    const items: (vscode.QuickPickItem & { run: () => unknown })[] = [
+      { label: "$(debug-restart) Restart Server", run: () => this.restart() },
+      {
+        label: enabled ? "$(circle-slash) Disable Inline Completions" : "$(check) Enable Inline Completions",
+        run: () => this.toggleCompletions(),
+      },
+    ];
+    if (languageId) {
+      items.push({
+        label: disabledHere ? `$(check) Enable for ${languageId}` : `$(circle-slash) Disable for ${languageId}`,
+        run: () => this.toggleLanguage(languageId),
+      });
+    }
+    items.push({ label: "$(output) Show Log", run: () => this.log.show() });
+    const choice = await vscode.window.showQuickPick(items, { title: this.item.tooltip?.toString() });
+    await choice?.run();
+  }
+
+  private setStatus(status: ServerStatus | undefined): void {
+    if (status) {
+      this.status = status;
+      this.render();
+    }
+  }
+
+  private render(): void {
+    const enabled = vscode.workspace.getConfiguration(SECTION).get<boolean>("completion.enabled", true);
+    const view = statusView(this.status, enabled);
+    this.item.text = view.text;
+    this.item.tooltip = view.tooltip;
+    this.item.backgroundColor = view.isError ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
+  }
+
+  private async offerRestart(message: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(message, "Restart", "Show Log");
+    if (choice === "Restart") {
+      await this.restart();
+    } else if (choice === "Show Log") {
+      this.log.show();
+    }
+  }
+
+  private async reportMissingServer(message: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(message, "Install Instructions", "Open Settings");
+    if (choice === "Install Instructions") {
+      const readme = vscode.Uri.joinPath(this.context.extensionUri, "README.md");
+      await vscode.commands.executeCommand("markdown.showPreview", readme);
+    } else if (choice === "Open Settings") {
+      await vscode.commands.executeCommand("workbench.action.openSettings", `${SECTION}.server.path`);
+    }
+  }
+}
