@@ -120,7 +120,7 @@ fn main() {
         // Cold vs warm: 1,000 tokens, then 1,000 tokens sharing the first 950.
         let (mut cold, mut warm, mut warm_eval) = (Vec::new(), Vec::new(), Vec::new());
         for run_index in 0..args.runs {
-            let base = 20_000 + run_index * 1_200;
+            let base = 5_000 + run_index * 1_200;
             let a = tokenizer.detokenize(&tokens[base..base + 1000]);
             let b = format!("{}{}", tokenizer.detokenize(&tokens[base..base + 950]), cut(100 + run_index * 60, 50));
             let started = Instant::now();

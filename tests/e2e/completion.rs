@@ -43,10 +43,10 @@ fn a_newer_request_supersedes_an_older_one_without_a_cancel() {
     let mut server = Server::start("test:checksum?token_ms=50&tokens=20", json!({}), Value::Null);
     server.wait_ready();
     let text = "x = 1\n";
-    server.open("file:///c/s.py", "python", text);
-    let first = server.send_inline("file:///c/s.py", 1, 0);
+    server.open("file:///c/s.txt", "plaintext", text);
+    let first = server.send_inline("file:///c/s.txt", 1, 0);
     std::thread::sleep(std::time::Duration::from_millis(150));
-    let second = server.send_inline("file:///c/s.py", 1, 0);
+    let second = server.send_inline("file:///c/s.txt", 1, 0);
     let started = std::time::Instant::now();
     assert_eq!(server.inline_items(first).unwrap(), Vec::<Value>::new(), "the superseded request answers empty");
     assert!(started.elapsed().as_millis() < 900, "the superseded request stopped early, not after its full run");
@@ -60,8 +60,8 @@ fn a_burst_of_fifty_requests_answers_only_the_newest() {
     let mut server = Server::start("test:checksum?token_ms=20&tokens=5", json!({}), Value::Null);
     server.wait_ready();
     let text = "print(1)\n";
-    server.open("file:///c/b.py", "python", text);
-    let ids: Vec<i64> = (0..50).map(|_| server.send_inline("file:///c/b.py", 0, 8)).collect();
+    server.open("file:///c/b.txt", "plaintext", text);
+    let ids: Vec<i64> = (0..50).map(|_| server.send_inline("file:///c/b.txt", 0, 8)).collect();
     let answers: Vec<Vec<Value>> = ids.iter().map(|&id| server.inline_items(id).unwrap()).collect();
     let non_empty: Vec<usize> = answers.iter().enumerate().filter(|(_, a)| !a.is_empty()).map(|(i, _)| i).collect();
     assert_eq!(non_empty, vec![49], "only the newest request gets a suggestion");
@@ -73,10 +73,10 @@ fn a_burst_of_fifty_requests_answers_only_the_newest() {
 fn requests_for_different_documents_do_not_supersede_each_other() {
     let mut server = Server::start("test:checksum?token_ms=10&tokens=4", json!({}), Value::Null);
     server.wait_ready();
-    server.open("file:///c/1.py", "python", "a\n");
-    server.open("file:///c/2.py", "python", "b\n");
-    let one = server.send_inline("file:///c/1.py", 0, 1);
-    let two = server.send_inline("file:///c/2.py", 0, 1);
+    server.open("file:///c/1.txt", "plaintext", "a\n");
+    server.open("file:///c/2.txt", "plaintext", "b\n");
+    let one = server.send_inline("file:///c/1.txt", 0, 1);
+    let two = server.send_inline("file:///c/2.txt", 0, 1);
     assert_eq!(server.inline_items(one).unwrap()[0]["insertText"], checksum("a\n", 1));
     assert_eq!(server.inline_items(two).unwrap()[0]["insertText"], checksum("b\n", 1));
     server.shutdown();
@@ -87,13 +87,13 @@ fn a_thousand_cancelled_requests_leave_the_server_well() {
     let mut server = Server::start("test:checksum?token_ms=5&tokens=4", json!({}), Value::Null);
     server.wait_ready();
     let text = "def f():\n    pass\n";
-    server.open("file:///c/storm.py", "python", text);
+    server.open("file:///c/storm.txt", "plaintext", text);
     let ids: Vec<i64> = (0..1000)
         .map(|i| {
-            let id = server.send_inline("file:///c/storm.py", 1, 4);
+            let id = server.send_inline("file:///c/storm.txt", 1, 8);
             server.cancel(id);
             if i % 100 == 0 {
-                server.change("file:///c/storm.py", 2 + i / 100, json!([]));
+                server.change("file:///c/storm.txt", 2 + i / 100, json!([]));
             }
             id
         })
@@ -105,13 +105,13 @@ fn a_thousand_cancelled_requests_leave_the_server_well() {
         match server.inline_items(id) {
             Err(error) => assert_eq!(error["code"], -32800, "{error}"),
             Ok(items) if id == last => {
-                assert!(items.is_empty() || items[0]["insertText"] == checksum(text, 13))
+                assert!(items.is_empty() || items[0]["insertText"] == checksum(text, 17))
             }
             Ok(items) => assert!(items.is_empty(), "request {id} was superseded: {items:?}"),
         }
     }
-    let items = server.inline("file:///c/storm.py", 1, 4).unwrap();
-    assert_eq!(items[0]["insertText"], checksum(text, 13), "documents survived the storm");
+    let items = server.inline("file:///c/storm.txt", 1, 8).unwrap();
+    assert_eq!(items[0]["insertText"], checksum(text, 17), "documents survived the storm");
     server.shutdown();
 }
 

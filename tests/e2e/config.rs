@@ -43,23 +43,23 @@ fn workspace_configuration_is_pulled_and_disables_a_language() {
     let asked =
         server.server_requests.iter().find(|r| r["method"] == "workspace/configuration").expect("configuration pulled");
     assert_eq!(asked["params"]["items"][0]["section"], "mistralLsp");
-    server.open("file:///w/a.py", "python", "x = 1\n");
-    server.open("file:///w/a.rs", "rust", "fn f() {}\n");
-    assert!(server.inline("file:///w/a.py", 0, 5).unwrap().is_empty(), "python is disabled");
-    assert_eq!(server.inline("file:///w/a.rs", 0, 9).unwrap().len(), 1);
+    server.open("file:///w/a.py", "python", "x = \n");
+    server.open("file:///w/a.rs", "rust", "fn f() {\n    let x = \n}\n");
+    assert!(server.inline("file:///w/a.py", 0, 4).unwrap().is_empty(), "python is disabled");
+    assert_eq!(server.inline("file:///w/a.rs", 1, 12).unwrap().len(), 1);
     // A change notification with settings re-enables it.
     server.notify(
         "workspace/didChangeConfiguration",
         json!({"settings": {"mistralLsp": {"completion": {"disabledLanguages": []}}}}),
     );
-    assert_eq!(server.inline("file:///w/a.py", 0, 5).unwrap().len(), 1);
+    assert_eq!(server.inline("file:///w/a.py", 0, 4).unwrap().len(), 1);
     // An empty change notification makes the server pull again.
     server.configuration = json!({"completion": {"enabled": false}});
     server.notify("workspace/didChangeConfiguration", json!({"settings": null}));
     server.notification("workspace/configuration");
     // The pulled answer is applied asynchronously: poll for it, with a deadline.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !server.inline("file:///w/a.rs", 0, 9).unwrap().is_empty() {
+    while !server.inline("file:///w/a.rs", 1, 12).unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline, "completions disabled by the pulled settings");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -93,10 +93,10 @@ fn changing_the_model_restarts_the_engine() {
     server.wait_status("error");
     assert_eq!(error["params"]["type"], 1);
     assert!(error["params"]["message"].as_str().unwrap().contains("asked to fail"));
-    server.open("file:///w/a.py", "python", "x\n");
-    assert!(server.inline("file:///w/a.py", 0, 1).unwrap().is_empty(), "no model, no suggestion, no error");
+    server.open("file:///w/a.py", "python", "x = \n");
+    assert!(server.inline("file:///w/a.py", 0, 4).unwrap().is_empty(), "no model, no suggestion, no error");
     server.notify("workspace/didChangeConfiguration", json!({"settings": {"model": "test:checksum"}}));
     server.wait_ready();
-    assert_eq!(server.inline("file:///w/a.py", 0, 1).unwrap().len(), 1);
+    assert_eq!(server.inline("file:///w/a.py", 0, 4).unwrap().len(), 1);
     server.shutdown();
 }

@@ -343,5 +343,5 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// What the checksum backend answers for this text and cursor.
 pub fn checksum(text: &str, cursor: usize) -> String {
-    format!("/*{}:{:016x}*/", cursor, fnv1a(text.as_bytes()))
+    format!("\"{}:{:016x}\"", cursor, fnv1a(text.as_bytes()))
 }

@@ -42,7 +42,7 @@ fn position_encoding_follows_the_clients_preference() {
 fn utf8_positions_are_honoured() {
     let mut server = Server::start(MODEL, json!({"general": {"positionEncodings": ["utf-8"]}}), Value::Null);
     server.wait_ready();
-    let text = "é😀x\n";
+    let text = "é😀 + x\n";
     server.open("file:///u.txt", "plaintext", text);
     // Byte column 6 is after "é😀" in UTF-8.
     let items = server.inline("file:///u.txt", 0, 6).unwrap();

@@ -37,9 +37,9 @@ fn position_of(text: &str, byte: usize) -> (u32, u32) {
 fn every_request_sees_every_edit_sent_before_it() {
     let mut server = Server::start(MODEL, json!({}), Value::Null);
     server.wait_ready();
-    let uri = "file:///p/a.py";
+    let uri = "file:///p/a.txt";
     let mut text = String::from("def f(x):\n    return x\n");
-    server.open(uri, "python", &text);
+    server.open(uri, "plaintext", &text);
     let mut rng = fastrand::Rng::with_seed(42);
     let pieces = ["a", "é", "😀", "\n", "    ", "(", ")", "x = 1\n", ""];
     for version in 2..400 {
@@ -80,17 +80,17 @@ fn every_request_sees_every_edit_sent_before_it() {
 fn full_text_changes_and_close_reopen() {
     let mut server = Server::start(MODEL, json!({}), Value::Null);
     server.wait_ready();
-    let uri = "file:///p/b.rs";
-    server.open(uri, "rust", "fn main() {}\n");
+    let uri = "file:///p/b.txt";
+    server.open(uri, "plaintext", "fn main() {}\n");
     server.change(uri, 2, json!([{"text": "fn other() {}\n"}]));
-    let items = server.inline(uri, 0, 2).unwrap();
-    assert_eq!(items[0]["insertText"], checksum("fn other() {}\n", 2));
+    let items = server.inline(uri, 0, 13).unwrap();
+    assert_eq!(items[0]["insertText"], checksum("fn other() {}\n", 13));
     server.notify("textDocument/didSave", json!({"textDocument": {"uri": uri}}));
     server.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}}));
     let err = server.inline(uri, 0, 0).unwrap_err();
     assert_eq!(err["code"], -32602);
     assert!(err["message"].as_str().unwrap().contains("not open"));
-    server.open(uri, "rust", "struct S;");
+    server.open(uri, "plaintext", "struct S;");
     let items = server.inline(uri, 0, 9).unwrap();
     assert_eq!(items[0]["insertText"], checksum("struct S;", 9));
     server.shutdown();

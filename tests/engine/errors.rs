@@ -69,7 +69,10 @@ fn gpu_layers_without_a_gpu_is_reported_and_the_cpu_is_used() {
         assert!(notice.contains("gpuLayers is 99") && notice.contains("CPU"), "{notice}");
         let messages = vec![ChatMessage { role: "user".into(), content: "Hi".into() }];
         assert!(engine
-            .generate(Job::new(Priority::Interactive, Prompt::Chat(messages), 4), CancelToken::new())
+            .generate(
+                Job::new(Priority::Interactive, Prompt::Chat { messages, answer_prefix: String::new() }, 4),
+                CancelToken::new()
+            )
             .await
             .is_ok());
     });

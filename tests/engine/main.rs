@@ -191,8 +191,13 @@ fn prompts_longer_than_the_context_are_trimmed() {
         assert!(output.stats.trimmed_tokens > 1000, "{:?}", output.stats);
         assert!(output.stats.prompt_tokens <= 512);
         let chat = vec![ChatMessage { role: "user".into(), content: long_python() }];
-        let output =
-            engine.generate(Job::new(Priority::Background, Prompt::Chat(chat), 8), CancelToken::new()).await.unwrap();
+        let output = engine
+            .generate(
+                Job::new(Priority::Background, Prompt::Chat { messages: chat, answer_prefix: String::new() }, 8),
+                CancelToken::new(),
+            )
+            .await
+            .unwrap();
         assert!(output.stats.trimmed_tokens > 0);
     });
 }
@@ -237,7 +242,10 @@ fn smollm2_has_no_fim_tokens_and_its_chat_template_works() {
         let err = engine.generate(infill("a", "b", 4), CancelToken::new()).await.unwrap_err();
         assert!(matches!(err, EngineError::Unsupported(_)), "{err:?}");
         let output = engine
-            .generate(Job::new(Priority::Interactive, Prompt::Chat(messages), 16), CancelToken::new())
+            .generate(
+                Job::new(Priority::Interactive, Prompt::Chat { messages, answer_prefix: String::new() }, 16),
+                CancelToken::new(),
+            )
             .await
             .unwrap();
         assert!(!output.text.trim().is_empty(), "{output:?}");

@@ -32,6 +32,8 @@ pub struct Decision {
     pub scope: Scope,
     /// Why, for logs and tests.
     pub reason: &'static str,
+    /// Byte offset where the cursor's line starts.
+    pub line_start: usize,
     /// The cursor line's text before the cursor.
     pub line_before: String,
     /// The cursor line's text after the cursor, without its line break.
@@ -56,6 +58,7 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
     let decision = |scope, reason| Decision {
         scope,
         reason,
+        line_start,
         line_before: line_before.to_owned(),
         line_after: line_after.to_owned(),
         block_indent,

@@ -1,11 +1,25 @@
-//! The completion pipeline: snapshot and cursor in, suggestion out. No LSP types here.
+//! The completion pipeline: snapshot and cursor in, suggestions out. No LSP types here.
+//!
+//! decide what to complete → follow a suggestion the user is typing through → cut the window and
+//! gather cross-file context → build the prompt for the model's mode → reuse a cached output or
+//! run the engine with the stop rules → post-process and syntax-check.
 
+pub mod cache;
+pub mod context;
 pub mod decide;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::config::Settings;
 use crate::documents::Snapshot;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, Prompt};
-use crate::{postprocess, prompt};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer};
+use crate::postprocess::{self, bracket_balance};
+use crate::prompt::ring::Chunk;
+use crate::prompt::{self, template, Counter, Estimate, Mode, Parts};
+use decide::{Decision, Scope, Trigger};
 
 /// Text to show at the cursor, replacing bytes `start..end` of the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,23 +29,195 @@ pub struct Suggestion {
     pub end: usize,
 }
 
-/// Runs the model for the cursor at byte `offset`. `Ok(None)` means nothing worth showing.
-pub async fn suggest(
-    engine: &Engine,
-    snapshot: &Snapshot,
-    offset: usize,
-    settings: &Settings,
-    cancel: CancelToken,
-) -> Result<Option<Suggestion>, EngineError> {
-    let infill = prompt::infill(&snapshot.text, offset);
-    let line_suffix = infill.suffix.split(['\n', '\r']).next().unwrap_or_default().to_owned();
-    let prompt = Prompt::Infill { prefix: infill.prefix, suffix: infill.suffix };
-    let mut job = Job::new(Priority::Interactive, prompt, settings.max_tokens);
-    job.sampling = settings.sampling;
-    let output = engine.generate(job, cancel).await?;
-    let text = postprocess::trim_line_suffix(&output.text, &line_suffix);
-    if text.trim().is_empty() {
-        return Ok(None);
+/// What the pipeline needs besides the document.
+pub struct Request {
+    pub snapshot: Snapshot,
+    pub cursor: usize,
+    pub trigger: Trigger,
+    /// Other open documents, for cross-file definitions.
+    pub others: Vec<Snapshot>,
+    /// Recently edited or viewed chunks.
+    pub chunks: Vec<Chunk>,
+    /// The workspace folder, for relative paths and the project name.
+    pub root: Option<PathBuf>,
+}
+
+/// Counts with the model's tokenizer.
+struct Tokens(Tokenizer);
+
+impl Counter for Tokens {
+    fn count(&self, text: &str) -> usize {
+        self.0.count(text)
     }
-    Ok(Some(Suggestion { text, start: offset, end: offset }))
+}
+
+/// Lines shorter than this are not worth a model call when they have no suggestion of their own.
+const LINE_MAX_TOKENS: u32 = 48;
+
+/// The pipeline, with its caches.
+#[derive(Default)]
+pub struct Completer {
+    cache: Mutex<cache::Cache>,
+}
+
+impl Completer {
+    /// Suggestions for the cursor: one for automatic requests, up to three distinct ones when
+    /// invoked. Empty means nothing worth showing.
+    pub async fn suggest(
+        &self,
+        engine: &Engine,
+        settings: &Settings,
+        request: &Request,
+        cancel: CancelToken,
+    ) -> Result<Vec<Suggestion>, EngineError> {
+        let snapshot = &request.snapshot;
+        let cursor = request.cursor;
+        let decision = decide::decide(&snapshot.text, snapshot.tree.as_ref(), cursor, request.trigger);
+        tracing::debug!("completion at {cursor}: {:?} ({})", decision.scope, decision.reason);
+        if decision.scope == Scope::Nothing {
+            return Ok(Vec::new());
+        }
+        if let Some(rest) = self.cache.lock().follow(&snapshot.uri, &snapshot.text, cursor) {
+            tracing::debug!("typed through the suggestion: answering its rest without the model");
+            return Ok(vec![Suggestion { text: rest, start: cursor, end: cursor }]);
+        }
+        let model = match engine.state() {
+            State::Ready { model, .. } => model,
+            State::Loading { .. } => return Err(EngineError::NotReady),
+            State::Failed { message } => return Err(EngineError::Unavailable(message)),
+        };
+        let mode = template::choose(settings.fim_mode, &model);
+        let tokenizer = engine.tokenizer().map(Tokens);
+        let counter: &dyn Counter = match &tokenizer {
+            Some(tokens) => tokens,
+            None => &Estimate,
+        };
+        let window = prompt::window::window(
+            &snapshot.text,
+            snapshot.tree.as_ref(),
+            cursor,
+            settings.prefix_tokens as usize,
+            settings.suffix_tokens as usize,
+            counter,
+        );
+        let root = request.root.as_deref();
+        let extras = context::extras(
+            snapshot,
+            &window,
+            &request.others,
+            &request.chunks,
+            root,
+            settings.extra_tokens as usize,
+            counter,
+        );
+        let path = context::display_path(&snapshot.uri, root);
+        let repo =
+            root.and_then(|r| r.file_name()).map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into());
+        let single_line = decision.scope == Scope::Line;
+        let parts = Parts {
+            window: &window,
+            path: &path,
+            language_id: &snapshot.language_id,
+            repo: &repo,
+            extras: &extras,
+            repo_tokens: model.has_repo_tokens,
+            single_line,
+        };
+        let prompt = template::build(mode, &parts);
+        let rules = postprocess_context(snapshot, &decision);
+        let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
+        let mut job = Job::new(Priority::Interactive, prompt, max_tokens);
+        job.sampling = settings.sampling;
+        if mode == Mode::Instruct {
+            job.stop = vec!["```".into()];
+        }
+        let stop_rules = rules.clone();
+        job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
+
+        let wanted = if request.trigger == Trigger::Invoked { 3 } else { 1 };
+        let mut suggestions: Vec<Suggestion> = Vec::new();
+        for attempt in 0..wanted {
+            if attempt > 0 {
+                // Alternatives: sampled, not greedy, with a seed per attempt.
+                job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
+            }
+            let key = cache::key(&job.prompt, &format!("{max_tokens}/{:?}", job.sampling));
+            let cached = self.cache.lock().output(key);
+            let raw = match cached {
+                Some(raw) => raw,
+                None => {
+                    let output = engine.generate(job.clone(), cancel.clone()).await?;
+                    if cancel.is_cancelled() {
+                        return Err(EngineError::Cancelled);
+                    }
+                    self.cache.lock().store_output(key, output.text.clone());
+                    output.text
+                }
+            };
+            let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, &raw) else { continue };
+            if !suggestions.iter().any(|s| s.text == suggestion.text) {
+                suggestions.push(suggestion);
+            }
+        }
+        if let Some(first) = suggestions.first() {
+            self.cache.lock().shown(&snapshot.uri, &snapshot.text, cursor, &first.text);
+        }
+        Ok(suggestions)
+    }
+
+    /// Forgets what was shown for a closed document.
+    pub fn forget(&self, uri: &str) {
+        self.cache.lock().forget(uri);
+    }
+}
+
+/// The post-processing context for a decision.
+fn postprocess_context(snapshot: &Snapshot, decision: &Decision) -> postprocess::Context {
+    let line = snapshot.text.byte_to_line(decision.line_start.min(snapshot.text.len_bytes()));
+    let below = (line + 1..snapshot.text.len_lines().min(line + 40))
+        .map(|l| snapshot.text.line(l).to_string().trim_end_matches(['\n', '\r']).to_owned())
+        .collect();
+    let tabs = (0..snapshot.text.len_lines().min(200)).any(|l| snapshot.text.line(l).chars().next() == Some('\t'));
+    postprocess::Context {
+        line_before: decision.line_before.clone(),
+        line_after: decision.line_after.clone(),
+        below,
+        single_line: decision.scope == Scope::Line,
+        block_indent: decision.block_indent,
+        tabs,
+    }
+}
+
+/// Post-processes one raw output into a suggestion, or nothing.
+fn finish(
+    snapshot: &Snapshot,
+    cursor: usize,
+    decision: &Decision,
+    rules: &postprocess::Context,
+    mode: Mode,
+    raw: &str,
+) -> Option<Suggestion> {
+    let raw =
+        if mode == Mode::Instruct && raw.contains("```") { postprocess::strip_chatter(raw) } else { raw.to_owned() };
+    let mut text = postprocess::clean(&raw, rules);
+    // The suggestion may supply the closing brackets the editor put after the cursor itself:
+    // then it replaces them.
+    let tail = decision.line_after.trim_end();
+    let closers_only = !tail.is_empty() && tail.chars().all(|c| ")]}\"'`".contains(c) || c.is_whitespace());
+    let first_line = text.split('\n').next().unwrap_or_default();
+    let end = if closers_only
+        && bracket_balance(&format!("{}{first_line}", decision.line_before)) <= 0
+        && !text.contains('\n')
+    {
+        cursor + decision.line_after.trim_end().len()
+    } else {
+        cursor
+    };
+    if let (Some(language), Some(tree)) = (snapshot.language, &snapshot.tree) {
+        text = postprocess::syntax::keep_valid(language, &snapshot.text, tree, cursor, end, &text);
+    }
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(Suggestion { text, start: cursor, end })
 }

@@ -66,6 +66,27 @@ pub const SETTINGS: &[SettingDef] = &[
         env: None,
     },
     SettingDef {
+        key: "context.prefixTokens",
+        kind: Kind::Integer { min: 16, max: 32_768 },
+        default: "1024",
+        description: "Tokens of the current file above the cursor's line in a completion prompt.",
+        env: None,
+    },
+    SettingDef {
+        key: "context.suffixTokens",
+        kind: Kind::Integer { min: 0, max: 16_384 },
+        default: "256",
+        description: "Tokens of the current file after the cursor in a completion prompt.",
+        env: None,
+    },
+    SettingDef {
+        key: "context.extraTokens",
+        kind: Kind::Integer { min: 0, max: 16_384 },
+        default: "512",
+        description: "Tokens of context from other files (definitions of nearby names, recent edits) in a completion prompt.",
+        env: None,
+    },
+    SettingDef {
         key: "sampling.temperature",
         kind: Kind::Number { min: 0.0, max: 2.0 },
         default: "0",
@@ -115,6 +136,9 @@ pub struct Settings {
     pub completion_enabled: bool,
     pub max_tokens: u32,
     pub disabled_languages: Vec<String>,
+    pub prefix_tokens: u32,
+    pub suffix_tokens: u32,
+    pub extra_tokens: u32,
     pub sampling: crate::engine::Sampling,
     pub log_level: String,
 }
@@ -153,6 +177,9 @@ impl Settings {
                 .as_array()
                 .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
+            prefix_tokens: integer("context.prefixTokens"),
+            suffix_tokens: integer("context.suffixTokens"),
+            extra_tokens: integer("context.extraTokens"),
             sampling: crate::engine::Sampling {
                 temperature: value("sampling.temperature").as_f64().unwrap_or(0.0) as f32,
                 top_k: value("sampling.topK").as_i64().unwrap_or(40) as i32,

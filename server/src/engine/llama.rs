@@ -253,6 +253,8 @@ pub(crate) struct Running {
     started: Instant,
     prompt_done: Option<Instant>,
     first_step: bool,
+    /// Where a stop rule cut the text.
+    cut: Option<usize>,
 }
 
 impl<'m> Session<'m> {
@@ -329,8 +331,9 @@ impl<'m> Session<'m> {
                 }
                 Ok(trim_front(tokens, limit, 0))
             }
-            Prompt::Chat(messages) => {
-                let rendered = render_chat(self.model, messages).map_err(EngineError::Unsupported)?;
+            Prompt::Chat { messages, answer_prefix } => {
+                let mut rendered = render_chat(self.model, messages).map_err(EngineError::Unsupported)?;
+                rendered.push_str(answer_prefix);
                 let mut tokens = vocab.tokenize(rendered.as_bytes(), false, true);
                 let keep = match bos {
                     Some(bos) if tokens.first() != Some(&bos) => {
@@ -352,7 +355,13 @@ impl<'m> Session<'m> {
             None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
         }
         let mut text = String::from_utf8_lossy(&running.bytes).into_owned();
-        if stop == StopReason::StopString {
+        if let Some(cut) = running.cut {
+            let mut cut = cut.min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        } else if stop == StopReason::StopString {
             if let Some(at) = running.job.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
                 text.truncate(at);
             }
@@ -487,6 +496,7 @@ impl Backend for Session<'_> {
             started: Instant::now(),
             prompt_done: None,
             first_step: true,
+            cut: None,
         })
     }
 
@@ -523,8 +533,17 @@ impl Backend for Session<'_> {
         running.stats.generated_tokens += 1;
         let checked_from =
             running.bytes.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
-        running.bytes.extend(vocab.token_to_piece(token, false, None));
+        let piece = vocab.token_to_piece(token, false, None);
+        let new_line = piece.contains(&b'\n');
+        running.bytes.extend(piece);
         running.tokens.push(token);
+        if let (true, Some(check)) = (new_line, &running.job.stop_check) {
+            let text = String::from_utf8_lossy(&running.bytes);
+            if let Some(cut) = (check.0)(&text) {
+                running.cut = Some(cut);
+                return self.finish(running, StopReason::StopString);
+            }
+        }
         if !running.job.stop.is_empty() {
             let tail = String::from_utf8_lossy(&running.bytes[checked_from..]);
             if running.job.stop.iter().any(|stop| tail.contains(stop.as_str())) {

@@ -57,8 +57,9 @@ pub enum Prompt {
     Infill { prefix: String, suffix: String },
     /// Segments in order. Trimmed to fit by dropping tokens from the start.
     Segments(Vec<Segment>),
-    /// Chat messages rendered with the model's chat template; the answer follows.
-    Chat(Vec<ChatMessage>),
+    /// Chat messages rendered with the model's chat template; the answer follows, starting with
+    /// `answer_prefix` (which the model continues).
+    Chat { messages: Vec<ChatMessage>, answer_prefix: String },
 }
 
 /// How to pick tokens. `temperature <= 0` is greedy (deterministic).
@@ -97,6 +98,20 @@ impl Budget {
     }
 }
 
+/// A rule that ends generation early: given the text so far, the byte offset to cut it at.
+/// It is called whenever a line is completed.
+#[derive(Clone)]
+pub struct StopCheck(pub Arc<StopFn>);
+
+/// The function behind a [`StopCheck`].
+pub type StopFn = dyn Fn(&str) -> Option<usize> + Send + Sync;
+
+impl std::fmt::Debug for StopCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StopCheck")
+    }
+}
+
 /// What a job asks the model for.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -105,6 +120,8 @@ pub struct Job {
     pub max_tokens: u32,
     /// Generation stops before the first of these strings.
     pub stop: Vec<String>,
+    /// Ends generation where this rule says, checked at every completed line.
+    pub stop_check: Option<StopCheck>,
     pub budget: Budget,
     pub sampling: Sampling,
 }
@@ -117,6 +134,7 @@ impl Job {
             prompt,
             max_tokens,
             stop: Vec::new(),
+            stop_check: None,
             budget: Budget::for_priority(priority),
             sampling: Sampling::default(),
         }

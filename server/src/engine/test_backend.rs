@@ -2,10 +2,12 @@
 //! which only test builds enable, so users can never reach it.
 //!
 //! Spec: `test:MODE[?load_ms=N&token_ms=N&tokens=N]`. Modes:
-//! - `checksum`: answers `/*LEN:HASH*/`, where LEN is the prefix's length in bytes and HASH the
-//!   FNV-1a hash (hex) of prefix + suffix (for `Prompt::Infill`; other prompts hash their text
-//!   with LEN 0). Tests compute the same from their own copy of the text, which proves the
-//!   completion saw every edit sent before it.
+//! - `checksum`: answers `"LEN:HASH"` (a string literal, valid code in most places), where LEN
+//!   is the cursor's byte offset in the prompt's window of the file and HASH the FNV-1a hash
+//!   (hex) of that window's text. It reads native FIM prompts (prefix, suffix, and the cursor
+//!   line after FIM_MIDDLE) and `Prompt::Infill`; other prompts hash their text with LEN 0.
+//!   Tests compute the same from their own copy of the text, which proves the completion saw
+//!   every edit sent before it. It reports FIM and repo tokens, so `auto` picks native FIM.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! The answer is emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between
@@ -14,7 +16,7 @@
 use std::time::Duration;
 
 use super::worker::{Backend, Shared, Step};
-use super::{CancelToken, EngineError, Job, ModelInfo, Output, Prompt, Segment, Stats, StopReason};
+use super::{CancelToken, EngineError, Job, ModelInfo, Output, Prompt, Segment, Special, Stats, StopReason};
 
 pub(crate) struct TestBackend {
     token_ms: u64,
@@ -56,8 +58,37 @@ impl TestBackend {
     }
 
     pub fn info(&self) -> ModelInfo {
-        ModelInfo { description: "test backend".into(), architecture: "test".into(), ..ModelInfo::default() }
+        ModelInfo {
+            description: "test backend".into(),
+            architecture: "test".into(),
+            name: "test coder".into(),
+            has_fim_tokens: true,
+            has_repo_tokens: true,
+            ..ModelInfo::default()
+        }
     }
+}
+
+/// The file window and cursor of a native FIM prompt: prefix, cursor line, suffix.
+fn window_of(segments: &[Segment]) -> (usize, String) {
+    let mut parts: [String; 3] = Default::default();
+    let mut part = None;
+    let native = segments.contains(&Segment::Special(Special::FimPrefix));
+    for segment in segments {
+        match segment {
+            Segment::Special(Special::FimPrefix) => part = Some(0),
+            Segment::Special(Special::FimSuffix) => part = Some(2),
+            Segment::Special(Special::FimMiddle) => part = Some(1),
+            Segment::Special(_) => part = None,
+            Segment::Text(text) => match part {
+                Some(index) => parts[index].push_str(text),
+                None if !native => parts[0].push_str(text),
+                None => {}
+            },
+        }
+    }
+    let cursor = parts[0].len() + parts[1].len();
+    (cursor, parts.concat())
 }
 
 /// FNV-1a, 64 bits.
@@ -71,12 +102,12 @@ impl Backend for TestBackend {
     fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
         let (cursor, whole) = match &job.prompt {
             Prompt::Infill { prefix, suffix } => (prefix.len(), format!("{prefix}{suffix}")),
-            Prompt::Segments(segments) => {
-                (0, segments.iter().map(|s| if let Segment::Text(t) = s { t.as_str() } else { "" }).collect::<String>())
+            Prompt::Segments(segments) => window_of(segments),
+            Prompt::Chat { messages, answer_prefix } => {
+                (0, messages.iter().map(|m| m.content.as_str()).chain([answer_prefix.as_str()]).collect::<String>())
             }
-            Prompt::Chat(messages) => (0, messages.iter().map(|m| m.content.as_str()).collect::<String>()),
         };
-        let answer = format!("/*{cursor}:{:016x}*/", fnv1a(whole.as_bytes()));
+        let answer = format!("\"{cursor}:{:016x}\"", fnv1a(whole.as_bytes()));
         let size = answer.len().div_ceil(self.tokens);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };

@@ -8,9 +8,11 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use super::convert;
 use super::inline_completion::suggest;
 use super::server::Server;
+use crate::completion::decide::Trigger;
 
 pub async fn handle(server: &Server, params: CompletionParams) -> Result<Option<CompletionResponse>> {
-    let Some((snapshot, suggestion)) = suggest(server, &params.text_document_position_params).await? else {
+    let (snapshot, suggestions) = suggest(server, &params.text_document_position_params, Trigger::Invoked).await?;
+    let Some(suggestion) = suggestions.into_iter().next() else {
         return Ok(Some(CompletionResponse::CompletionItemList(Vec::new())));
     };
     let encoding = server.session.encoding();

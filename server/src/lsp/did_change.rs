@@ -42,8 +42,13 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
         })
         .collect();
     let uri = &params.text_document.uri;
+    let edited_line = changes.first().and_then(|c| c.range).map(|(start, _)| start.line as usize);
     match session.store.change(uri, params.text_document.version, &changes, session.encoding()) {
-        Ok(0) => {}
+        Ok(0) => {
+            if let (Some(line), Some(snapshot)) = (edited_line, session.store.snapshot(uri)) {
+                session.remember(uri, &snapshot.text, line);
+            }
+        }
         Ok(clamped) => tracing::warn!("didChange {uri}: {clamped} ranges past the end of the document were clamped"),
         Err(err) => tracing::warn!("didChange ignored: {err}"),
     }

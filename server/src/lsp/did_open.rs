@@ -28,5 +28,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
         return tracing::warn!("didOpen with malformed params: ignored");
     };
     tracing::debug!("open {} ({}, {} bytes)", item.uri, item.language_id, item.text.len());
-    session.store.open(Document::new(&item.uri, &item.language_id, item.version, &item.text));
+    let document = Document::new(&item.uri, &item.language_id, item.version, &item.text);
+    session.remember(&item.uri, &document.text, 0);
+    session.store.open(document);
 }

@@ -3,7 +3,9 @@
 //! It answers at once; the model loads later, in the background (see `initialized`).
 
 use serde_json::json;
-use tower_lsp_server::gen_lsp_types::{InitializeParams, InitializeResult, ServerCapabilities, ServerInfo};
+use tower_lsp_server::gen_lsp_types::{
+    InitializeParams, InitializeResult, ServerCapabilities, ServerInfo, WorkspaceFolders,
+};
 use tower_lsp_server::jsonrpc::Result;
 
 use super::convert;
@@ -30,6 +32,18 @@ pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeRes
         session.pending_problems.lock().extend(problems);
     }
     session.resolve_settings();
+    #[allow(deprecated, reason = "older clients send only rootUri")]
+    let root_uri = params
+        .workspace_folders_initialize_params
+        .workspace_folders
+        .as_ref()
+        .and_then(|folders| match folders {
+            WorkspaceFolders::WorkspaceFolderList(list) => list.first(),
+            WorkspaceFolders::Null => None,
+        })
+        .map(|folder| folder.uri.as_ref().to_owned())
+        .or_else(|| params.root_uri.as_ref().map(|uri| uri.as_ref().to_owned()));
+    *session.root.write() = root_uri.as_deref().and_then(crate::completion::context::uri_path);
     tracing::info!("initialize: position encoding {encoding:?}");
 
     let capabilities = json!({

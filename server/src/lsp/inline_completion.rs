@@ -1,69 +1,80 @@
 //! `textDocument/inlineCompletion`: the suggestion as ghost text.
 
 use serde_json::json;
-use tower_lsp_server::gen_lsp_types::{InlineCompletionParams, InlineCompletionResponse, TextDocumentPositionParams};
+use tower_lsp_server::gen_lsp_types::{
+    InlineCompletionParams, InlineCompletionResponse, InlineCompletionTriggerKind, TextDocumentPositionParams,
+};
 use tower_lsp_server::jsonrpc::{Error, Result};
 
 use super::convert;
 use super::ordered::current_ticket;
 use super::server::Server;
-use crate::completion::{self, Suggestion};
+use crate::completion::decide::Trigger;
+use crate::completion::{Request, Suggestion};
 use crate::documents::Snapshot;
 use crate::engine::{CancelToken, EngineError};
+use crate::prompt::ring;
 
 pub async fn handle(server: &Server, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
-    let Some((snapshot, suggestion)) = suggest(server, &params.text_document_position_params).await? else {
-        return Ok(Some(empty()));
+    let trigger = match params.context.trigger_kind {
+        InlineCompletionTriggerKind::Invoked => Trigger::Invoked,
+        _ => Trigger::Automatic,
     };
+    let (snapshot, suggestions) = suggest(server, &params.text_document_position_params, trigger).await?;
     let encoding = server.session.encoding();
-    let item = json!({
-        "insertText": suggestion.text,
-        "range": convert::range(&snapshot, suggestion.start, suggestion.end, encoding),
-    });
-    let response = serde_json::from_value(json!({ "items": [item] })).map_err(|_| Error::internal_error())?;
-    Ok(Some(response))
-}
-
-fn empty() -> InlineCompletionResponse {
-    InlineCompletionResponse::InlineCompletionItemList(Vec::new())
+    let items: Vec<_> = suggestions
+        .iter()
+        .map(|s| json!({"insertText": s.text, "range": convert::range(&snapshot, s.start, s.end, encoding)}))
+        .collect();
+    serde_json::from_value(json!({ "items": items })).map(Some).map_err(|_| Error::internal_error())
 }
 
 /// The shared front half of both completion methods: find the document and the cursor, honour
-/// settings and supersession, and run the pipeline. `None` means "no suggestion".
+/// settings and supersession, and run the pipeline. An empty list means "no suggestion".
 pub(super) async fn suggest(
     server: &Server,
     at: &TextDocumentPositionParams,
-) -> Result<Option<(Snapshot, Suggestion)>> {
+    trigger: Trigger,
+) -> Result<(Snapshot, Vec<Suggestion>)> {
     let session = &server.session;
     let ticket = current_ticket();
     let uri = at.text_document.uri.as_ref();
     let snapshot = session.store.snapshot(uri).ok_or_else(|| convert::unknown_document(uri))?;
-    let offset = convert::offset(&snapshot, at.position, session.encoding())?;
+    let cursor = convert::offset(&snapshot, at.position, session.encoding())?;
     let settings = session.settings();
+    let nothing = |snapshot| Ok((snapshot, Vec::new()));
     if !settings.completes(&snapshot.language_id) {
-        return Ok(None);
+        return nothing(snapshot);
     }
-    let Some(engine) = session.engine() else {
-        return Ok(None);
-    };
+    let Some(engine) = session.engine() else { return nothing(snapshot) };
     let mut cancel = CancelToken::new();
     if let Some(ticket) = &ticket {
         if ticket.is_superseded() {
             tracing::debug!("completion {} superseded before it started", ticket.mine);
-            return Ok(None);
+            return nothing(snapshot);
         }
         cancel = cancel.superseded_by(ticket.latest.clone(), ticket.mine);
     }
-    let result = completion::suggest(&engine, &snapshot, offset, &settings, cancel.clone()).await;
+    let line = snapshot.text.byte_to_line(cursor);
+    let around = ring::chunk_around_rope(&snapshot.text, line);
+    let request = Request {
+        cursor,
+        trigger,
+        others: session.store.all().into_iter().filter(|other| other.uri != snapshot.uri).collect(),
+        chunks: session.ring.lock().relevant(&around),
+        root: session.root.read().clone(),
+        snapshot: snapshot.clone(),
+    };
+    let result = session.completer.suggest(&engine, &settings, &request, cancel.clone()).await;
     if cancel.is_cancelled() {
-        return Ok(None);
+        return nothing(snapshot);
     }
     match result {
-        Ok(Some(suggestion)) => Ok(Some((snapshot, suggestion))),
-        Ok(None) | Err(EngineError::NotReady | EngineError::Cancelled | EngineError::Unavailable(_)) => Ok(None),
+        Ok(suggestions) => Ok((snapshot, suggestions)),
+        Err(EngineError::NotReady | EngineError::Cancelled | EngineError::Unavailable(_)) => nothing(snapshot),
         Err(err @ EngineError::Unsupported(_)) => {
             tracing::warn!("{err}");
-            Ok(None)
+            nothing(snapshot)
         }
         Err(err @ EngineError::Failed(_)) => {
             tracing::error!("{err}");

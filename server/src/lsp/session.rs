@@ -6,9 +6,13 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use std::path::PathBuf;
+
+use crate::completion::Completer;
 use crate::config::{Options, Problem, Settings};
 use crate::documents::{Encoding, Store};
 use crate::engine::Engine;
+use crate::prompt::ring::{self, Ring};
 
 /// What the client said it supports, from `initialize`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,6 +33,14 @@ pub struct Session {
     pub settings: RwLock<Settings>,
     pub engine: RwLock<Option<Engine>>,
     pub tickets: Tickets,
+    /// The completion pipeline and its caches.
+    pub completer: Completer,
+    /// Recently edited or viewed chunks of code, for cross-file context.
+    pub ring: Mutex<Ring>,
+    /// Where each document's last ring chunk was taken, so that typing does not add one per key.
+    pub ring_lines: Mutex<HashMap<String, usize>>,
+    /// The workspace folder.
+    pub root: RwLock<Option<PathBuf>>,
     pub initialized: AtomicBool,
     pub shutdown_requested: AtomicBool,
     /// Set when settings that the engine depends on changed and it has not restarted yet.
@@ -50,6 +62,10 @@ impl Session {
             editor_options: Mutex::new(Options::default()),
             engine: RwLock::new(None),
             tickets: Tickets::default(),
+            completer: Completer::default(),
+            ring: Mutex::new(Ring::default()),
+            ring_lines: Mutex::new(HashMap::new()),
+            root: RwLock::new(None),
             initialized: AtomicBool::new(false),
             shutdown_requested: AtomicBool::new(false),
             engine_restart_pending: AtomicBool::new(false),
@@ -77,6 +93,20 @@ impl Session {
         let settings = Settings::resolve(&options);
         *self.settings.write() = settings.clone();
         settings
+    }
+
+    /// Adds the code around `line` of a document to the ring, unless the last chunk taken from
+    /// that document was near that line already.
+    pub fn remember(&self, uri: &str, text: &ropey::Rope, line: usize) {
+        {
+            let mut lines = self.ring_lines.lock();
+            if lines.get(uri).is_some_and(|&last| last.abs_diff(line) < ring::CHUNK_LINES / 2) {
+                return;
+            }
+            lines.insert(uri.to_owned(), line);
+        }
+        let path = crate::completion::context::display_path(uri, self.root.read().as_deref());
+        self.ring.lock().add(ring::Chunk::new(&path, &ring::chunk_around_rope(text, line)));
     }
 
     /// Returns true the first time a problem is seen.
