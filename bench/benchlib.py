@@ -91,6 +91,7 @@ def run_metadata(args, lsp_info=None):
         "context_size": args.context_size,
         "python": platform.python_version(),
         "host_cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "argv": sys.argv[1:],
     }
 
@@ -165,6 +166,12 @@ def percentile(values, q):
 def mean(values):
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def counter_delta(before, after, key):
+    """The growth of a cumulative counter of mistral-lsp.status between two answers."""
+    a, b = (before or {}).get(key), (after or {}).get(key)
+    return b - a if isinstance(a, int) and isinstance(b, int) else None
 
 
 def share(flags):

@@ -66,83 +66,120 @@ def task_uri(name, task):
     return "file:///bench/humaneval/%s/%s.py" % (name, task["task_id"].replace("/", "_"))
 
 
-def ask_lsp(client, name, task, document, cursor):
-    """One inline completion: (text, start, end, latency, evaluated tokens, error)."""
-    uri = task_uri(name, task)
-    client.did_open(uri, document)
-    try:
-        before = client.server_status().get("evaluatedTokens")
-        position = benchlib.offset_to_position(document, cursor, client.encoding)
+class LspSystem:
+    """mistral-lsp: didOpen, textDocument/inlineCompletion (Invoked), didClose."""
+
+    name = "lsp"
+
+    def __init__(self, args, binary):
+        self.client = benchlib.start_lsp(args, binary)
+
+    def ask(self, set_name, task, document, cursor):
+        client = self.client
+        uri = task_uri(set_name, task)
+        client.did_open(uri, document)
+        try:
+            before = client.server_status()
+            position = benchlib.offset_to_position(document, cursor, client.encoding)
+            started = time.monotonic()
+            error = None
+            try:
+                items = client.inline_completion(uri, position, trigger_kind=1, timeout=REQUEST_TIMEOUT_S)
+            except (benchlib.LspError, TimeoutError) as err:
+                items, error = [], str(err)
+            latency = time.monotonic() - started
+            after = client.server_status()
+        finally:
+            client.did_close(uri)
+        answer = Answer("", cursor, cursor, latency, error)
+        answer.evaluated_tokens = benchlib.counter_delta(before, after, "evaluatedTokens")
+        answer.generated_tokens = benchlib.counter_delta(before, after, "generatedTokens")
+        if items:
+            _, answer.start, answer.end = benchlib.apply_item(document, cursor, items[0], client.encoding)
+            answer.text = benchlib.item_text(items[0])
+        return answer
+
+    def close(self):
+        self.client.close()
+
+
+class LlamaServerSystem:
+    """llama-server /infill with the document's prefix and suffix, greedy, n_predict 128."""
+
+    name = "llama-server"
+
+    def __init__(self, args, binary):
+        self.server = benchlib.LlamaServer(args)
+
+    def ask(self, set_name, task, document, cursor):
+        body = {
+            "input_prefix": document[:cursor],
+            "input_suffix": document[cursor:],
+            "n_predict": N_PREDICT,
+            "cache_prompt": True,
+            "stream": False,
+            **benchlib.LLAMA_GREEDY,
+        }
         started = time.monotonic()
         error = None
         try:
-            items = client.inline_completion(uri, position, trigger_kind=1, timeout=REQUEST_TIMEOUT_S)
-        except (benchlib.LspError, TimeoutError) as err:
-            items, error = [], str(err)
-        latency = time.monotonic() - started
-        after = client.server_status().get("evaluatedTokens")
-    finally:
-        client.did_close(uri)
-    evaluated = after - before if isinstance(before, int) and isinstance(after, int) else None
-    if not items:
-        return "", cursor, cursor, latency, evaluated, error
-    item = items[0]
-    _, start, end = benchlib.apply_item(document, cursor, item, client.encoding)
-    return benchlib.item_text(item), start, end, latency, evaluated, error
+            reply = self.server.post("/infill", body, timeout=REQUEST_TIMEOUT_S)
+        except (OSError, RuntimeError, ValueError) as err:
+            reply, error = {}, str(err)
+        answer = Answer(reply.get("content", ""), cursor, cursor, time.monotonic() - started, error)
+        timings = reply.get("timings") or {}
+        answer.evaluated_tokens = timings.get("prompt_n")
+        answer.generated_tokens = timings.get("predicted_n")
+        return answer
+
+    def close(self):
+        self.server.close()
 
 
-def ask_llama_server(server, document, cursor):
-    body = {
-        "input_prefix": document[:cursor],
-        "input_suffix": document[cursor:],
-        "n_predict": N_PREDICT,
-        "cache_prompt": True,
-        "stream": False,
-        **benchlib.LLAMA_GREEDY,
-    }
-    started = time.monotonic()
-    error = None
+class Answer:
+    """A suggestion replacing document[start:end], with how long it took."""
+
+    def __init__(self, text, start, end, latency, error):
+        self.text, self.start, self.end, self.latency, self.error = text, start, end, latency, error
+        self.evaluated_tokens = self.generated_tokens = None
+
+
+SYSTEMS = {"lsp": LspSystem, "llama-server": LlamaServerSystem}
+
+
+def run_set(systems, name, tasks, args, lsp_binary, records, workdir, checkpoint):
+    """Starts every system, then asks each in turn for each task, so that all of them meet the
+    same background load on a shared machine."""
+    log(f"bench: {SET_TITLES[name]}: {len(tasks)} tasks, systems {', '.join(systems)}")
+    running = []
     try:
-        answer = server.post("/infill", body, timeout=REQUEST_TIMEOUT_S)
-    except (OSError, RuntimeError, ValueError) as err:
-        answer, error = {}, str(err)
-    latency = time.monotonic() - started
-    evaluated = (answer.get("timings") or {}).get("prompt_n")
-    return answer.get("content", ""), cursor, cursor, latency, evaluated, error
-
-
-def run_set(system, name, tasks, args, lsp_binary, records, workdir):
-    log(f"bench: {system} {SET_TITLES[name]}: {len(tasks)} tasks")
-    if system == "lsp":
-        client = benchlib.start_lsp(args, lsp_binary)
-        def ask(task, document, cursor):
-            return ask_lsp(client, name, task, document, cursor)
-        stop = client.close
-    else:
-        server = benchlib.LlamaServer(args)
-        def ask(task, document, cursor):
-            return ask_llama_server(server, document, cursor)
-        stop = server.close
-    try:
+        for system in systems:
+            running.append(SYSTEMS[system](args, lsp_binary))
         for i, task in enumerate(tasks):
             document, cursor = document_and_cursor(name, task)
-            text, start, end, latency, evaluated, error = ask(task, document, cursor)
-            empty = not text.strip()
-            filled = document[:start] + text + document[end:]
-            passed = passes(filled, task, workdir)
-            passed_first = passed if "\n" not in text else passes(first_line_only(document, start, end, text), task,
-                                                                   workdir)
-            records.append({
-                "system": system, "set": name, "task_id": task["task_id"], "passed": passed,
-                "passed_first_line": passed_first, "empty": empty, "latency_s": round(latency, 4),
-                "evaluated_tokens": evaluated, "suggestion": text, "replaced": [start - cursor, end - cursor],
-                "expected": task["canonical_solution"], "error": error,
-            })
-            mark = "pass" if passed else ("empty" if empty else "fail")
-            log(f"  [{system} {name} {i + 1}/{len(tasks)}] {task['task_id']}: {mark} {latency:.2f}s"
-                + (f" error: {error}" if error else ""))
+            for system in running:
+                answer = system.ask(name, task, document, cursor)
+                text = answer.text
+                empty = not text.strip()
+                passed = passes(document[:answer.start] + text + document[answer.end:], task, workdir)
+                passed_first = passed if "\n" not in text else passes(
+                    first_line_only(document, answer.start, answer.end, text), task, workdir)
+                records.append({
+                    "system": system.name, "set": name, "task_id": task["task_id"], "passed": passed,
+                    "passed_first_line": passed_first, "empty": empty, "latency_s": round(answer.latency, 4),
+                    "evaluated_tokens": answer.evaluated_tokens, "generated_tokens": answer.generated_tokens,
+                    "load1": round(os.getloadavg()[0], 2), "suggestion": text,
+                    "replaced": [answer.start - cursor, answer.end - cursor],
+                    "expected": task["canonical_solution"], "error": answer.error,
+                })
+                mark = "pass" if passed else ("empty" if empty else "fail")
+                log(f"  [{system.name} {name} {i + 1}/{len(tasks)}] {task['task_id']}: {mark} {answer.latency:.2f}s"
+                    + (f" error: {answer.error}" if answer.error else ""))
+            if (i + 1) % 10 == 0:
+                checkpoint()
     finally:
-        stop()
+        for system in running:
+            system.close()
 
 
 def summarize(records, systems, sets):
@@ -161,10 +198,11 @@ def summarize(records, systems, sets):
                 fmt(percentile(latencies, 50), 2),
                 fmt(percentile(latencies, 90), 2),
                 fmt(benchlib.mean(r["evaluated_tokens"] for r in rs), 0),
+                fmt(benchlib.mean(r["generated_tokens"] for r in rs), 0),
                 sum(1 for r in rs if r["error"]),
             ])
     header = ["set", "system", "n", "pass@1", "pass@1 first line", "empty", "p50 s", "p90 s",
-              "prompt tokens evaluated (mean)", "errors"]
+              "tokens evaluated (mean)", "tokens generated (mean)", "errors"]
     return markdown_table(header, rows)
 
 
@@ -186,14 +224,17 @@ def main():
     meta.update({"benchmark": "humaneval-infilling", "n_predict_llama_server": N_PREDICT, "limit": args.limit})
     records = []
     started = time.monotonic()
+
+    def checkpoint():
+        meta["elapsed_s"] = round(time.monotonic() - started)
+        benchlib.write_results(out, {"meta": meta, "records": records})
+
     try:
         with tempfile.TemporaryDirectory(prefix="bench-humaneval-") as workdir:
             for name in sets:
                 tasks = load_tasks(name)[: args.limit] if args.limit else load_tasks(name)
-                for system in systems:
-                    run_set(system, name, tasks, args, lsp_binary, records, workdir)
-                    meta["elapsed_s"] = round(time.monotonic() - started)
-                    benchlib.write_results(out, {"meta": meta, "records": records})
+                run_set(systems, name, tasks, args, lsp_binary, records, workdir, checkpoint)
+                checkpoint()
     finally:
         if lsp_binary:
             os.remove(lsp_binary)

@@ -115,44 +115,55 @@ def llama_vim_request(document, cursor, first):
     }
 
 
+class Step:
+    """One request while typing: the suggestion as sent and as it reads from the cursor."""
+
+    def __init__(self, raw, shown, latency, error):
+        self.raw, self.shown, self.latency, self.error = raw, shown, latency, error
+        self.evaluated_tokens = self.generated_tokens = None
+
+
 class LspTyper:
     """Types into mistral-lsp: incremental didChange, then an automatic inline completion."""
 
+    name = "lsp"
+
     def __init__(self, args, binary):
         self.client = benchlib.start_lsp(args, binary)
-        self.version = 0
 
-    def open(self, uri, document):
-        self.version = 1
+    def open(self, uri, document, cursor):
+        self.uri, self.document, self.cursor, self.version = uri, document, cursor, 1
         self.client.did_open(uri, document, version=self.version)
 
-    def type_and_ask(self, uri, document, cursor, chunk):
+    def type_and_ask(self, chunk):
         client = self.client
-        before = client.server_status().get("evaluatedTokens")
-        position = benchlib.offset_to_position(document, cursor, client.encoding)
+        before = client.server_status()
+        position = benchlib.offset_to_position(self.document, self.cursor, client.encoding)
         self.version += 1
         client.notify("textDocument/didChange", {
-            "textDocument": {"uri": uri, "version": self.version},
+            "textDocument": {"uri": self.uri, "version": self.version},
             "contentChanges": [{"range": {"start": position, "end": position}, "text": chunk}],
         })
-        document = document[:cursor] + chunk + document[cursor:]
-        cursor += len(chunk)
-        position = benchlib.offset_to_position(document, cursor, client.encoding)
+        self.document = self.document[:self.cursor] + chunk + self.document[self.cursor:]
+        self.cursor += len(chunk)
+        position = benchlib.offset_to_position(self.document, self.cursor, client.encoding)
         started = time.monotonic()
         error = None
         try:
-            items = client.inline_completion(uri, position, trigger_kind=2, timeout=REQUEST_TIMEOUT_S)
+            items = client.inline_completion(self.uri, position, trigger_kind=2, timeout=REQUEST_TIMEOUT_S)
         except (benchlib.LspError, TimeoutError) as err:
             items, error = [], str(err)
         latency = time.monotonic() - started
-        after = client.server_status().get("evaluatedTokens")
-        evaluated = after - before if isinstance(before, int) and isinstance(after, int) else None
+        after = client.server_status()
         raw = benchlib.item_text(items[0]) if items else ""
-        shown = benchlib.text_after_cursor(document, cursor, items[0], client.encoding) if items else ""
-        return document, cursor, raw, shown, latency, evaluated, error
+        shown = benchlib.text_after_cursor(self.document, self.cursor, items[0], client.encoding) if items else ""
+        step = Step(raw, shown, latency, error)
+        step.evaluated_tokens = benchlib.counter_delta(before, after, "evaluatedTokens")
+        step.generated_tokens = benchlib.counter_delta(before, after, "generatedTokens")
+        return step
 
-    def close_document(self, uri):
-        self.client.did_close(uri)
+    def close_document(self):
+        self.client.did_close(self.uri)
 
     def close(self):
         self.client.close()
@@ -161,17 +172,19 @@ class LspTyper:
 class LlamaServerTyper:
     """Types for llama-server: the document stays here; each step sends llama.vim's request."""
 
-    def __init__(self, args):
+    name = "llama-server"
+
+    def __init__(self, args, binary):
         self.server = benchlib.LlamaServer(args)
         self.first = True
 
-    def open(self, uri, document):
-        pass
+    def open(self, uri, document, cursor):
+        self.document, self.cursor = document, cursor
 
-    def type_and_ask(self, uri, document, cursor, chunk):
-        document = document[:cursor] + chunk + document[cursor:]
-        cursor += len(chunk)
-        body = llama_vim_request(document, cursor, self.first)
+    def type_and_ask(self, chunk):
+        self.document = self.document[:self.cursor] + chunk + self.document[self.cursor:]
+        self.cursor += len(chunk)
+        body = llama_vim_request(self.document, self.cursor, self.first)
         self.first = False
         started = time.monotonic()
         error = None
@@ -179,48 +192,62 @@ class LlamaServerTyper:
             answer = self.server.post("/infill", body, timeout=REQUEST_TIMEOUT_S)
         except (OSError, RuntimeError, ValueError) as err:
             answer, error = {}, str(err)
-        latency = time.monotonic() - started
         text = answer.get("content", "")
-        evaluated = (answer.get("timings") or {}).get("prompt_n")
-        return document, cursor, text, text, latency, evaluated, error
+        step = Step(text, text, time.monotonic() - started, error)
+        timings = answer.get("timings") or {}
+        step.evaluated_tokens = timings.get("prompt_n")
+        step.generated_tokens = timings.get("predicted_n")
+        return step
 
-    def close_document(self, uri):
+    def close_document(self):
         pass
 
     def close(self):
         self.server.close()
 
 
-def replay(system, functions, args, lsp_binary, records):
-    typer = LspTyper(args, lsp_binary) if system == "lsp" else LlamaServerTyper(args)
+TYPERS = {"lsp": LspTyper, "llama-server": LlamaServerTyper}
+
+
+def replay(systems, functions, args, lsp_binary, records, checkpoint, limit=None):
+    """Starts every system, then types each chunk into all of them in turn, so that all of them
+    meet the same background load on a shared machine."""
+    typers = []
     try:
+        for system in systems:
+            typers.append(TYPERS[system](args, lsp_binary))
         for module_name, function_name in functions:
             document, cursor, text = load_function(module_name, function_name)
             pieces = chunks(text)
+            name = f"{module_name}.{function_name}"
             uri = f"file:///bench/typing/{module_name.replace('.', '/')}.py"
-            log(f"bench: {system} typing {module_name}.{function_name}: {len(pieces)} chunks")
-            typer.open(uri, document)
+            log(f"bench: typing {name}: {len(pieces)} chunks")
+            for typer in typers:
+                typer.open(uri, document, cursor)
             typed = 0
-            try:
-                for step, chunk in enumerate(pieces):
-                    document, cursor, raw, shown, latency, evaluated, error = typer.type_and_ask(
-                        uri, document, cursor, chunk)
-                    typed += len(chunk)
-                    remaining = text[typed:]
-                    right = is_right(shown, remaining)
+            for index, chunk in enumerate(pieces[:limit] if limit else pieces):
+                typed += len(chunk)
+                remaining = text[typed:]
+                for typer in typers:
+                    step = typer.type_and_ask(chunk)
+                    right = is_right(step.shown, remaining)
                     records.append({
-                        "system": system, "function": f"{module_name}.{function_name}", "step": step,
-                        "chunk": chunk, "expected_line": remaining.split("\n", 1)[0],
-                        "suggestion": raw, "has_suggestion": bool(raw.strip()), "right": right,
-                        "latency_s": round(latency, 4), "evaluated_tokens": evaluated, "error": error,
+                        "system": typer.name, "function": name, "step": index, "chunk": chunk,
+                        "expected_line": remaining.split("\n", 1)[0], "suggestion": step.raw,
+                        "has_suggestion": bool(step.raw.strip()), "right": right,
+                        "latency_s": round(step.latency, 4), "evaluated_tokens": step.evaluated_tokens,
+                        "generated_tokens": step.generated_tokens, "load1": round(os.getloadavg()[0], 2),
+                        "error": step.error,
                     })
-                    log(f"  [{system} {module_name}.{function_name} {step + 1}/{len(pieces)}] {latency:.2f}s "
-                        f"{'right' if right else ('shown' if raw.strip() else 'empty')} tokens={evaluated}"
-                        + (f" error: {error}" if error else ""))
-            finally:
-                typer.close_document(uri)
+                    verdict = "right" if right else ("shown" if step.raw.strip() else "empty")
+                    log(f"  [{typer.name} {name} {index + 1}/{len(pieces)}] {step.latency:.2f}s {verdict} "
+                        f"evaluated={step.evaluated_tokens}" + (f" error: {step.error}" if step.error else ""))
+            for typer in typers:
+                typer.close_document()
+            checkpoint()
     finally:
-        typer.close()
+        for typer in typers:
+            typer.close()
 
 
 def percent(flags):
@@ -244,10 +271,12 @@ def summarize(records, systems):
             percent(r["right"] for r in with_suggestion),
             fmt(benchlib.mean(tokens), 1),
             fmt(statistics.median(tokens) if tokens else None, 1),
+            fmt(benchlib.mean(r["generated_tokens"] for r in rs), 1),
             sum(1 for r in rs if r["error"]),
         ]
     names = ["requests", "latency p50 (s)", "latency p90 (s)", "with a suggestion", "right (first line)",
-             "right among suggestions", "tokens evaluated, mean", "tokens evaluated, median", "errors"]
+             "right among suggestions", "tokens evaluated, mean", "tokens evaluated, median",
+             "tokens generated, mean", "errors"]
     rows = [[name] + [columns[s][i] for s in systems] for i, name in enumerate(names)]
     return markdown_table([""] + systems, rows)
 
@@ -256,6 +285,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     benchlib.add_common_arguments(parser)
     parser.add_argument("--functions", type=int, help="only the first N of the 8 functions (quick runs)")
+    parser.add_argument("--limit", type=int, help="only the first N chunks of each function (quick runs)")
     args = parser.parse_args()
     systems = benchlib.parse_systems(args.systems)
     benchlib.check_inputs(args, systems)
@@ -263,14 +293,17 @@ def main():
     lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
     out = args.out or benchlib.default_results_path("typing-replay")
     meta = benchlib.run_metadata(args, lsp_info)
-    meta.update({"benchmark": "typing-replay", "functions": [f"{m}.{f}" for m, f in functions]})
+    meta.update({"benchmark": "typing-replay", "functions": [f"{m}.{f}" for m, f in functions],
+                 "limit": args.limit})
     records = []
     started = time.monotonic()
+
+    def checkpoint():
+        meta["elapsed_s"] = round(time.monotonic() - started)
+        benchlib.write_results(out, {"meta": meta, "records": records})
+
     try:
-        for system in systems:
-            replay(system, functions, args, lsp_binary, records)
-            meta["elapsed_s"] = round(time.monotonic() - started)
-            benchlib.write_results(out, {"meta": meta, "records": records})
+        replay(systems, functions, args, lsp_binary, records, checkpoint, args.limit)
     finally:
         if lsp_binary:
             os.remove(lsp_binary)
