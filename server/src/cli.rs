@@ -11,6 +11,9 @@ USAGE:
     mistral-lsp [serve] [OPTIONS]       Serve LSP on stdin/stdout (the default)
     mistral-lsp fetch-model [SPEC]      Download a model into the cache (default: the model setting)
                                         and print its path
+    mistral-lsp complete FILE --line L --column C
+                                        Print the suggestion at line L, column C (1-based),
+                                        with the same pipeline and defaults as the server
     mistral-lsp settings-schema         Print the settings as VS Code configuration properties (JSON)
 
 OPTIONS:
@@ -48,6 +51,12 @@ pub enum Command {
     FetchModel(Option<String>),
     /// Print the settings table as editor configuration properties.
     SettingsSchema,
+    /// Complete a file at a 1-based line and column.
+    Complete {
+        file: PathBuf,
+        line: u32,
+        column: u32,
+    },
 }
 
 /// Parses arguments (without the program name). Errors are for arguments that make no sense at all.
@@ -65,6 +74,22 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             |name: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
         let key = match flag.as_str() {
             "serve" | "--stdio" => continue,
+            "complete" => {
+                let file = value("complete")?;
+                parsed.command = Command::Complete { file: PathBuf::from(file), line: 0, column: 0 };
+                continue;
+            }
+            "--line" | "--column" => {
+                let raw = value(&flag)?;
+                let number: u32 = raw.parse().map_err(|_| format!("{flag} needs a number, got `{raw}`"))?;
+                match &mut parsed.command {
+                    Command::Complete { line, column, .. } => {
+                        *if flag == "--line" { line } else { column } = number;
+                    }
+                    _ => return Err(format!("{flag} goes with the complete command")),
+                }
+                continue;
+            }
             "settings-schema" => {
                 parsed.command = Command::SettingsSchema;
                 continue;
@@ -145,4 +170,50 @@ mod tests {
         assert!(args(&["--model"]).is_err());
         assert_eq!(args(&["-V"]).unwrap().command, Command::Version);
     }
+}
+
+/// The `complete` command: the server's pipeline on a file from disk, at a 1-based line and
+/// column (counted in characters).
+pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, column: u32) -> Result<String, String> {
+    use crate::completion::{decide::Trigger, Completer, Request};
+    use crate::documents::{position, Document, Encoding, LineCol};
+    use crate::engine::{CancelToken, Engine, ModelSpec, State};
+
+    if line == 0 || column == 0 {
+        return Err("--line and --column are 1-based and both needed".into());
+    }
+    let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let uri = format!("file://{}", absolute.display());
+    let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let language_id = match extension {
+        "rs" => "rust",
+        "py" | "pyi" => "python",
+        "js" => "javascript",
+        "ts" => "typescript",
+        "" => "plaintext",
+        other => other,
+    };
+    let document = Document::new(&uri, language_id, 1, &text);
+    let cursor = position::byte_offset(&document.text, LineCol { line: line - 1, column: column - 1 }, Encoding::Utf32)
+        .map_err(|err| err.to_string())?;
+    let spec = ModelSpec::parse(&settings.model)?;
+    let engine = Engine::start(spec, settings);
+    if let State::Failed { message } = engine.ready().await {
+        return Err(message);
+    }
+    let request = Request {
+        snapshot: document.snapshot(),
+        cursor,
+        trigger: Trigger::Invoked,
+        alternatives: false,
+        others: Vec::new(),
+        chunks: Vec::new(),
+        root: absolute.parent().map(std::path::Path::to_path_buf),
+    };
+    let suggestions = Completer::default()
+        .suggest(&engine, settings, &request, CancelToken::new())
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(suggestions.into_iter().next().map(|s| s.text).unwrap_or_default())
 }

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::SettingsSchema => return print_schema(),
-        Command::FetchModel(_) | Command::Serve => {}
+        Command::FetchModel(_) | Command::Complete { .. } | Command::Serve => {}
     }
     let mut problems = Vec::new();
     let options = cli::base_options(&args, &mut problems);
@@ -47,6 +47,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Complete { file, line, column } = &args.command {
+        let settings = mistral_lsp::config::Settings::resolve(&options);
+        return match runtime.block_on(mistral_lsp::cli::complete(&settings, file, *line, *column)) {
+            Ok(text) => answer(&text),
+            Err(message) => {
+                eprintln!("mistral-lsp: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let session = lsp::Session::new(options, problems);
     let code = runtime.block_on(lsp::serve(tokio::io::stdin(), tokio::io::stdout(), session));
     tracing::info!("exiting with code {code}");

@@ -34,6 +34,8 @@ pub struct Request {
     pub snapshot: Snapshot,
     pub cursor: usize,
     pub trigger: Trigger,
+    /// Up to three distinct suggestions instead of one.
+    pub alternatives: bool,
     /// Other open documents, for cross-file definitions.
     pub others: Vec<Snapshot>,
     /// Recently edited or viewed chunks.
@@ -92,7 +94,7 @@ impl Completer {
             Some(tokens) => tokens,
             None => &Estimate,
         };
-        let window = prompt::window::window(
+        let mut window = prompt::window::window(
             &snapshot.text,
             snapshot.tree.as_ref(),
             cursor,
@@ -110,6 +112,11 @@ impl Completer {
             settings.extra_tokens as usize,
             counter,
         );
+        // Token healing: the prompt stops before the cursor line's trailing whitespace and partial
+        // word, which the model then writes itself with its natural tokens ("return" then " a",
+        // not "return " then "a"); the healed part is removed from its output again.
+        let (forced, healed) = heal_split(&decision.line_before);
+        window.line_before = forced.to_owned();
         let path = context::display_path(&snapshot.uri, root);
         let repo =
             root.and_then(|r| r.file_name()).map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into());
@@ -125,16 +132,19 @@ impl Completer {
         };
         let prompt = template::build(mode, &parts);
         let rules = postprocess_context(snapshot, &decision);
+        let generation_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
         let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
         let mut job = Job::new(Priority::Interactive, prompt, max_tokens);
         job.sampling = settings.sampling;
         if mode == Mode::Instruct {
             job.stop = vec!["```".into()];
         }
-        let stop_rules = rules.clone();
+        let stop_rules = generation_rules;
+        // On an empty line the suggestion starts with the indentation still missing.
+        job.required_prefix = format!("{healed}{}", decision.indent_hint);
         job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
 
-        let wanted = if request.trigger == Trigger::Invoked { 3 } else { 1 };
+        let wanted = if request.alternatives { 3 } else { 1 };
         let mut suggestions: Vec<Suggestion> = Vec::new();
         for attempt in 0..wanted {
             if attempt > 0 {
@@ -154,6 +164,10 @@ impl Completer {
                     output.text
                 }
             };
+            let Some(raw) = unheal(&raw, healed) else {
+                tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
+                continue;
+            };
             let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, &raw) else { continue };
             if !suggestions.iter().any(|s| s.text == suggestion.text) {
                 suggestions.push(suggestion);
@@ -169,6 +183,37 @@ impl Completer {
     pub fn forget(&self, uri: &str) {
         self.cache.lock().forget(uri);
     }
+}
+
+/// Splits the cursor line's text into what the prompt shows and the trailing whitespace and
+/// partial word that the model is left to write.
+pub fn heal_split(line_before: &str) -> (&str, &str) {
+    let without_word = line_before.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
+    let without_space = without_word.trim_end_matches([' ', '\t']);
+    let cut = if without_word.len() == line_before.len() {
+        // No partial word: only trailing whitespace is healed.
+        without_space.len()
+    } else if without_word.len() == without_space.len() {
+        without_word.len()
+    } else {
+        without_space.len()
+    };
+    line_before.split_at(cut)
+}
+
+/// Removes the healed text from the start of the model's output; `None` if the output does not
+/// continue it (a whitespace difference is tolerated).
+pub fn unheal<'a>(raw: &'a str, healed: &str) -> Option<&'a str> {
+    let common = raw.bytes().zip(healed.bytes()).take_while(|(a, b)| a == b).count();
+    if common == healed.len() {
+        return Some(&raw[common..]);
+    }
+    let rest = &healed[common..];
+    let raw_rest = &raw[common..];
+    if rest.chars().all(|c| c == ' ' || c == '\t') && !raw_rest.starts_with([' ', '\t']) {
+        return Some(raw_rest);
+    }
+    None
 }
 
 /// The post-processing context for a decision.
@@ -220,4 +265,33 @@ fn finish(
         return None;
     }
     Some(Suggestion { text, start: cursor, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healing_splits_off_trailing_space_and_partial_words() {
+        let cases = [
+            ("    return ", ("    return", " ")),
+            ("    ", ("", "    ")),
+            ("    ret", ("", "    ret")),
+            ("x = foo(a, b", ("x = foo(a,", " b")),
+            ("x = foo(", ("x = foo(", "")),
+            ("", ("", "")),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(heal_split(line), expected, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn unhealing_removes_what_was_typed() {
+        assert_eq!(unheal(" a + b", " "), Some("a + b"));
+        assert_eq!(unheal("    return x", "    ret"), Some("urn x"));
+        assert_eq!(unheal("  x = 1", "    "), Some("x = 1"), "less indentation than typed");
+        assert_eq!(unheal("    value = 1", "    ret"), None, "not what was typed");
+        assert_eq!(unheal("abc", ""), Some("abc"));
+    }
 }

@@ -235,6 +235,8 @@ pub(crate) struct Session<'m> {
     /// The job whose logits the last decode left, and their index in that batch.
     logits: Option<(u64, i32)>,
     next_id: u64,
+    /// The text of every token, for constrained (healed) first tokens.
+    pieces: Vec<Vec<u8>>,
     pub info: ModelInfo,
 }
 
@@ -255,6 +257,8 @@ pub(crate) struct Running {
     first_step: bool,
     /// Where a stop rule cut the text.
     cut: Option<usize>,
+    /// Bytes the output must still start with.
+    required: Vec<u8>,
 }
 
 impl<'m> Session<'m> {
@@ -279,7 +283,19 @@ impl<'m> Session<'m> {
         })?;
         let info = describe(model, settings.context_size, threads);
         let slots = (0..SLOTS).map(|seq| Slot { seq: seq as i32, cached: Vec::new() }).collect();
-        Ok(Session { model, ctx, batch: LlamaBatch::new(BATCH, 1), slots, slot_size, logits: None, next_id: 0, info })
+        let vocab = model.vocab();
+        let pieces = (0..vocab.n_tokens()).map(|t| vocab.token_to_piece(LlamaToken(t), false, None)).collect();
+        Ok(Session {
+            model,
+            ctx,
+            batch: LlamaBatch::new(BATCH, 1),
+            slots,
+            slot_size,
+            logits: None,
+            next_id: 0,
+            pieces,
+            info,
+        })
     }
 
     /// Tokenizes and trims a prompt so that it and `max_tokens` fit one slot.
@@ -425,6 +441,38 @@ impl<'m> Session<'m> {
     }
 }
 
+impl Session<'_> {
+    /// While the output must still start with some text, the most likely token consistent with
+    /// it (its text a prefix of what is required, or the other way round).
+    fn constrained(&self, running: &mut Running, index: i32) -> Option<LlamaToken> {
+        if running.required.is_empty() {
+            return None;
+        }
+        let required = &running.required;
+        let logits = self.ctx.get_logits_ith(index);
+        let best = logits
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| {
+                let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
+                !piece.is_empty() && (required.starts_with(piece) || piece.starts_with(required))
+            })
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(t, _)| t);
+        match best {
+            Some(t) => {
+                let used = self.pieces[t].len().min(running.required.len());
+                running.required.drain(..used);
+                Some(LlamaToken(t as i32))
+            }
+            None => {
+                running.required.clear();
+                None
+            }
+        }
+    }
+}
+
 fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
     let excess = tokens.len().saturating_sub(limit);
     if excess > 0 {
@@ -478,6 +526,7 @@ impl Backend for Session<'_> {
             return Err(EngineError::Failed("the prompt is empty".into()));
         }
         self.next_id += 1;
+        let job_required = job.required_prefix.as_bytes().to_vec();
         let slot = if job.priority == Priority::Background { 1 } else { 0 };
         let stats = Stats { prompt_tokens: tokens.len(), trimmed_tokens: trimmed, ..Stats::default() };
         if trimmed > 0 {
@@ -497,6 +546,7 @@ impl Backend for Session<'_> {
             prompt_done: None,
             first_step: true,
             cut: None,
+            required: job_required,
         })
     }
 
@@ -525,7 +575,10 @@ impl Backend for Session<'_> {
             }
         }
         let Some((_, index)) = self.logits.take() else { return Step::Continue };
-        let token = running.sampler.sample(&self.ctx, index);
+        let token = match self.constrained(running, index) {
+            Some(token) => token,
+            None => running.sampler.sample(&self.ctx, index),
+        };
         let vocab = self.model.vocab();
         if vocab.is_eog(token) {
             return self.finish(running, StopReason::EndOfText);

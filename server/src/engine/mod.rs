@@ -122,6 +122,9 @@ pub struct Job {
     pub stop: Vec<String>,
     /// Ends generation where this rule says, checked at every completed line.
     pub stop_check: Option<StopCheck>,
+    /// The output must start with this text (token healing): the first tokens are the most
+    /// likely ones consistent with it, whatever their boundaries.
+    pub required_prefix: String,
     pub budget: Budget,
     pub sampling: Sampling,
 }
@@ -135,6 +138,7 @@ impl Job {
             max_tokens,
             stop: Vec::new(),
             stop_check: None,
+            required_prefix: String::new(),
             budget: Budget::for_priority(priority),
             sampling: Sampling::default(),
         }

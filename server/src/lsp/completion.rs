@@ -11,7 +11,8 @@ use super::server::Server;
 use crate::completion::decide::Trigger;
 
 pub async fn handle(server: &Server, params: CompletionParams) -> Result<Option<CompletionResponse>> {
-    let (snapshot, suggestions) = suggest(server, &params.text_document_position_params, Trigger::Invoked).await?;
+    let (snapshot, suggestions) =
+        suggest(server, &params.text_document_position_params, Trigger::Invoked, false).await?;
     let Some(suggestion) = suggestions.into_iter().next() else {
         return Ok(Some(CompletionResponse::CompletionItemList(Vec::new())));
     };

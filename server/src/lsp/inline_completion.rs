@@ -20,7 +20,7 @@ pub async fn handle(server: &Server, params: InlineCompletionParams) -> Result<O
         InlineCompletionTriggerKind::Invoked => Trigger::Invoked,
         _ => Trigger::Automatic,
     };
-    let (snapshot, suggestions) = suggest(server, &params.text_document_position_params, trigger).await?;
+    let (snapshot, suggestions) = suggest(server, &params.text_document_position_params, trigger, true).await?;
     let encoding = server.session.encoding();
     let items: Vec<_> = suggestions
         .iter()
@@ -35,6 +35,7 @@ pub(super) async fn suggest(
     server: &Server,
     at: &TextDocumentPositionParams,
     trigger: Trigger,
+    alternatives: bool,
 ) -> Result<(Snapshot, Vec<Suggestion>)> {
     let session = &server.session;
     let ticket = current_ticket();
@@ -60,6 +61,7 @@ pub(super) async fn suggest(
     let request = Request {
         cursor,
         trigger,
+        alternatives: alternatives && trigger == Trigger::Invoked,
         others: session.store.all().into_iter().filter(|other| other.uri != snapshot.uri).collect(),
         chunks: session.ring.lock().relevant(&around),
         root: session.root.read().clone(),
