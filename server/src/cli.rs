@@ -144,34 +144,6 @@ pub fn log_level(options: &Options) -> String {
     Settings::resolve(options).log_level
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Result<Args, String> {
-        parse(list.iter().map(|s| s.to_string()))
-    }
-
-    #[test]
-    fn flags_become_options() {
-        let parsed =
-            args(&["--stdio", "--model", "/m.gguf", "--threads=3", "--set", "completion.maxTokens=9"]).unwrap();
-        let settings = Settings::resolve(&parsed.options);
-        assert_eq!((settings.model.as_str(), settings.threads, settings.max_tokens), ("/m.gguf", 3, 9));
-        assert!(parsed.problems.is_empty());
-        assert_eq!(parsed.command, Command::Serve);
-    }
-
-    #[test]
-    fn bad_values_are_problems_and_bad_flags_are_errors() {
-        let parsed = args(&["--threads", "lots"]).unwrap();
-        assert_eq!(parsed.problems.len(), 1);
-        assert!(args(&["--frobnicate"]).is_err());
-        assert!(args(&["--model"]).is_err());
-        assert_eq!(args(&["-V"]).unwrap().command, Command::Version);
-    }
-}
-
 /// The `complete` command: the server's pipeline on a file from disk, at a 1-based line and
 /// column (counted in characters).
 pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, column: u32) -> Result<String, String> {
@@ -216,4 +188,32 @@ pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, co
         .await
         .map_err(|err| err.to_string())?;
     Ok(suggestions.into_iter().next().map(|s| s.text).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_become_options() {
+        let parsed =
+            args(&["--stdio", "--model", "/m.gguf", "--threads=3", "--set", "completion.maxTokens=9"]).unwrap();
+        let settings = Settings::resolve(&parsed.options);
+        assert_eq!((settings.model.as_str(), settings.threads, settings.max_tokens), ("/m.gguf", 3, 9));
+        assert!(parsed.problems.is_empty());
+        assert_eq!(parsed.command, Command::Serve);
+    }
+
+    #[test]
+    fn bad_values_are_problems_and_bad_flags_are_errors() {
+        let parsed = args(&["--threads", "lots"]).unwrap();
+        assert_eq!(parsed.problems.len(), 1);
+        assert!(args(&["--frobnicate"]).is_err());
+        assert!(args(&["--model"]).is_err());
+        assert_eq!(args(&["-V"]).unwrap().command, Command::Version);
+    }
 }

@@ -168,7 +168,7 @@ impl Completer {
                 tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
                 continue;
             };
-            let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, &raw) else { continue };
+            let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, raw) else { continue };
             if !suggestions.iter().any(|s| s.text == suggestion.text) {
                 suggestions.push(suggestion);
             }
