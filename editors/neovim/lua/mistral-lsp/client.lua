@@ -12,7 +12,6 @@ M.crashed = nil
 
 local has_011 = vim.fn.has("nvim-0.11") == 1
 local stopping = {} -- client ids this plugin stopped on purpose
-local missing_reported = false
 local disabled = false -- after a crash, until :MistralLspRestart
 local filetype_autocmd = nil -- the 0.10 start autocmd
 
@@ -68,6 +67,9 @@ local function on_exit(code, signal, client_id)
   -- server that ends on its own is reported, once, and not started again until asked to.
   if (code == 0 and (signal == 0 or signal == 15)) or vim.v.exiting ~= vim.NIL then
     return
+  end
+  if disabled then
+    return -- Already reported: several clients of one start may end together.
   end
   M.crashed = { code = code, signal = signal }
   disabled = true
@@ -128,19 +130,17 @@ local function start_buffer(buf, base)
 end
 
 --- Starts the server for every open and future buffer of the configured file types. A missing
---- binary is reported once (until a restart); returns false then.
+--- binary is reported (once per call: only setup() and :MistralLspRestart call this) and
+--- nothing is started; returns false then.
 ---@param options table resolved plugin options
 ---@return boolean
 function M.start(options)
   local cmd, problem = M.resolve_cmd(options.cmd)
   if not cmd then
-    if not missing_reported then
-      missing_reported = true
-      vim.notify(problem, vim.log.levels.ERROR)
-    end
+    vim.notify(problem, vim.log.levels.ERROR)
     return false
   end
-  disabled = false
+  disabled, M.crashed = false, nil
   local config = M.client_config(options, cmd)
   if M.strategy() == "config" then
     vim.lsp.config(M.name, config)
@@ -189,8 +189,6 @@ end
 ---@param options table resolved plugin options
 function M.restart(options)
   M.stop()
-  M.crashed = nil
-  missing_reported = false
   -- Both vim.lsp.enable (after startup) and the 0.10 path start clients for open buffers.
   M.start(options)
 end
