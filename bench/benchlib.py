@@ -74,6 +74,10 @@ def snapshot_binary(path):
     shutil.copy2(path, copy)
     mtime = datetime.datetime.fromtimestamp(os.path.getmtime(path)).isoformat(timespec="seconds")
     info = {"path": os.path.relpath(path, REPO), "mtime": mtime, "sha256": file_digest(copy)[:16]}
+    # bench/build-lsp-snapshot leaves the commit it built next to the binary.
+    commit = read_text(os.path.join(os.path.dirname(path), "COMMIT")).strip()
+    if commit:
+        info["commit"] = commit
     return copy, info
 
 
@@ -94,6 +98,16 @@ def run_metadata(args, lsp_info=None):
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "argv": sys.argv[1:],
     }
+
+
+def describe_source(meta):
+    """The header line's account of what was measured."""
+    lsp = meta.get("lsp_binary") or {}
+    if lsp.get("commit"):
+        return f"mistral-lsp {lsp['commit']} (release snapshot)"
+    dirty = ", server/ had uncommitted changes" if meta["server_tree_dirty"] else ""
+    built = f", {lsp['path']} built {lsp['mtime']}" if lsp else ""
+    return f"commit {meta['commit']}{built}{dirty}"
 
 
 def read_text(path):

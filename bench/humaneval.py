@@ -62,19 +62,38 @@ def first_line_only(document, start, end, text):
     return document[:start] + text.split("\n", 1)[0] + document[end:]
 
 
+def problem_of(task):
+    """The HumanEval problem of a task: "SingleLineInfilling/HumanEval/0/L7" -> "HumanEval/0"."""
+    parts = task["task_id"].split("/")
+    return "/".join(parts[1:3]) if len(parts) >= 3 else task["task_id"]
+
+
 def task_uri(name, task):
     return "file:///bench/humaneval/%s/%s.py" % (name, task["task_id"].replace("/", "_"))
 
 
 class LspSystem:
-    """mistral-lsp: didOpen, textDocument/inlineCompletion (Invoked), didClose."""
+    """mistral-lsp: didOpen, textDocument/inlineCompletion (Invoked), didClose.
+
+    The server remembers code from documents it has seen (its ring of recent chunks, as
+    llama.vim's) and offers it to the model as context. Tasks of one set can share a HumanEval
+    problem with a different hole, so an earlier document may hold the very line now missing. A
+    server therefore never sees two tasks of the same problem: it is restarted first."""
 
     name = "lsp"
 
     def __init__(self, args, binary):
+        self.args, self.binary = args, binary
         self.client = benchlib.start_lsp(args, binary)
+        self.problems_seen = set()
 
     def ask(self, set_name, task, document, cursor):
+        problem = problem_of(task)
+        if problem in self.problems_seen:
+            self.client.close()
+            self.client = benchlib.start_lsp(self.args, self.binary)
+            self.problems_seen.clear()
+        self.problems_seen.add(problem)
         client = self.client
         uri = task_uri(set_name, task)
         client.did_open(uri, document)
@@ -241,9 +260,8 @@ def main():
     meta["elapsed_s"] = round(time.monotonic() - started)
     table = summarize(records, systems, sets)
     benchlib.write_results(out, {"meta": meta, "records": records, "table": table})
-    dirty = " (server/ had uncommitted changes)" if meta["server_tree_dirty"] else ""
     print(f"HumanEval infilling, {meta['model']}, {args.threads} threads, -c {args.context_size}; "
-          f"commit {meta['commit']}{dirty}; {meta['date']}; {meta['elapsed_s']} s\n")
+          f"{benchlib.describe_source(meta)}; {meta['date']}; {meta['elapsed_s']} s\n")
     print(table)
     log(f"bench: records in {os.path.relpath(out, benchlib.REPO)}")
 

@@ -310,9 +310,8 @@ def main():
     meta["elapsed_s"] = round(time.monotonic() - started)
     table = summarize(records, systems)
     benchlib.write_results(out, {"meta": meta, "records": records, "table": table})
-    dirty = " (server/ had uncommitted changes)" if meta["server_tree_dirty"] else ""
     print(f"Typing replay, {len(functions)} functions, {meta['model']}, {args.threads} threads, "
-          f"-c {args.context_size}; commit {meta['commit']}{dirty}; {meta['date']}; {meta['elapsed_s']} s\n")
+          f"-c {args.context_size}; {benchlib.describe_source(meta)}; {meta['date']}; {meta['elapsed_s']} s\n")
     print(table)
     log(f"bench: records in {os.path.relpath(out, benchlib.REPO)}")
 
