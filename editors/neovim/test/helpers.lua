@@ -126,7 +126,7 @@ function H.run()
       if ok then
         record(("PASS %s (%d ms)"):format(t.name, ms))
       else
-        record(("FAIL %s (%d ms)\n%s"):format(t.name, ms, tostring(err):gsub("\n", "\n    ")))
+        record(("FAIL %s (%d ms)\n    %s"):format(t.name, ms, (tostring(err):gsub("\n", "\n    "))))
       end
     end
     record("DONE")
