@@ -71,10 +71,8 @@ H.test("a missing binary is reported once, clearly, and nothing else complains",
   H.truthy(messages[1].msg:find(dir .. "/no-such/mistral-lsp not found", 1, true), "names the path: " .. messages[1].msg)
   H.eq(#notes - from + 1, #messages, "no other messages")
   H.eq({}, client.clients(), "no client")
-  vim.cmd("checkhealth mistral-lsp")
-  local report = table.concat(H.lines(0), "\n")
+  local report = H.checkhealth()
   H.truthy(report:find("ERROR mistral-lsp: cannot start the server", 1, true), "checkhealth says why: " .. report)
-  vim.cmd("tabclose")
 end)
 
 H.test("setup({}) without mistral-lsp on PATH says so once", function()

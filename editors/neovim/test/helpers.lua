@@ -95,6 +95,17 @@ function H.ghost(buf)
   return table.concat(lines, "\n"), marks[1]
 end
 
+--- Runs :checkhealth mistral-lsp, closes its buffer and returns the report.
+function H.checkhealth()
+  vim.cmd("checkhealth mistral-lsp")
+  local buf = vim.api.nvim_get_current_buf()
+  local report = table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
+  io.stderr:write(report, "\n")
+  pcall(vim.cmd, "tabclose")
+  pcall(vim.api.nvim_buf_delete, buf, { force = true })
+  return report
+end
+
 function H.lines(buf)
   return vim.api.nvim_buf_get_lines(buf or 0, 0, -1, false)
 end
