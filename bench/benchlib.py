@@ -144,7 +144,20 @@ def add_common_arguments(parser):
                         help="llama-server binary (default target/llama-tools/llama-server, built by bench/build-llama-tools)")
     parser.add_argument("--llama-server-arg", action="append", default=[], help="extra argument for llama-server, repeatable")
     parser.add_argument("--nice", type=int, default=5, help="niceness of the measured servers (default 5)")
+    parser.add_argument("--report", nargs="+", metavar="RESULTS.json",
+                        help="print the table of earlier runs' result files instead of running")
     parser.add_argument("--out", help="per-request records as JSON (default target/bench-results/NAME-DATE.json)")
+
+
+def load_reports(paths):
+    """Records and metadata of earlier runs (--report), to print their table again."""
+    records, metas = [], []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+        records += payload["records"]
+        metas.append(payload["meta"])
+    return records, metas
 
 
 def parse_systems(text):

@@ -216,8 +216,8 @@ def summarize(records, systems, sets):
                 fmt(share(r["empty"] for r in rs)),
                 fmt(percentile(latencies, 50), 2),
                 fmt(percentile(latencies, 90), 2),
-                fmt(benchlib.mean(r["evaluated_tokens"] for r in rs), 0),
-                fmt(benchlib.mean(r["generated_tokens"] for r in rs), 0),
+                fmt(benchlib.mean(r.get("evaluated_tokens") for r in rs), 0),
+                fmt(benchlib.mean(r.get("generated_tokens") for r in rs), 0),
                 sum(1 for r in rs if r["error"]),
             ])
     header = ["set", "system", "n", "pass@1", "pass@1 first line", "empty", "p50 s", "p90 s",
@@ -236,6 +236,13 @@ def main():
     for name in sets:
         if name not in SETS:
             sys.exit(f"bench: unknown set {name!r}; use single, multi, random")
+    if args.report:
+        records, metas = benchlib.load_reports(args.report)
+        for meta in metas:
+            print(f"- {benchlib.describe_source(meta)}; {meta['date']}; {meta.get('elapsed_s')} s")
+        print()
+        print(summarize(records, systems, [s for s in SETS if any(r["set"] == s for r in records)]))
+        return
     benchlib.check_inputs(args, systems)
     lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
     out = args.out or benchlib.default_results_path("humaneval")

@@ -260,7 +260,7 @@ def summarize(records, systems):
     for system in systems:
         rs = [r for r in records if r["system"] == system]
         latencies = [r["latency_s"] for r in rs]
-        tokens = [r["evaluated_tokens"] for r in rs if r["evaluated_tokens"] is not None]
+        tokens = [r["evaluated_tokens"] for r in rs if r.get("evaluated_tokens") is not None]
         with_suggestion = [r for r in rs if r["has_suggestion"]]
         columns[system] = [
             len(rs),
@@ -271,7 +271,7 @@ def summarize(records, systems):
             percent(r["right"] for r in with_suggestion),
             fmt(benchlib.mean(tokens), 1),
             fmt(statistics.median(tokens) if tokens else None, 1),
-            fmt(benchlib.mean(r["generated_tokens"] for r in rs), 1),
+            fmt(benchlib.mean(r.get("generated_tokens") for r in rs), 1),
             sum(1 for r in rs if r["error"]),
         ]
     names = ["requests", "latency p50 (s)", "latency p90 (s)", "with a suggestion", "right (first line)",
@@ -288,6 +288,13 @@ def main():
     parser.add_argument("--limit", type=int, help="only the first N chunks of each function (quick runs)")
     args = parser.parse_args()
     systems = benchlib.parse_systems(args.systems)
+    if args.report:
+        records, metas = benchlib.load_reports(args.report)
+        for meta in metas:
+            print(f"- {benchlib.describe_source(meta)}; {meta['date']}; {meta.get('elapsed_s')} s")
+        print()
+        print(summarize(records, [s for s in systems if any(r["system"] == s for r in records)]))
+        return
     benchlib.check_inputs(args, systems)
     functions = FUNCTIONS[: args.functions] if args.functions else FUNCTIONS
     lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
