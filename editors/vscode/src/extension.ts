@@ -1,4 +1,5 @@
 // The VS Code extension: runs mistral-lsp through vscode-languageclient, with a status bar item, commands and settings handling.
+import * as readline from "node:readline";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -7,16 +8,25 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
+  RevealOutputChannelOn,
   State,
   TransportKind,
 } from "vscode-languageclient/node";
 
 import { RestartBudget } from "./restarts";
+import { parseLogLine } from "./serverLog";
 import { resolveServer } from "./serverPath";
 import { SECTION, changeAction, serverKeys, serverSettings } from "./settings";
 import { ServerStatus, parseStatus, statusView } from "./status";
 
 let extension: MistralLsp | undefined;
+
+/** The extension tells the user about failures itself, once and with a restart button: the client only logs them. */
+class Client extends LanguageClient {
+  override error(message: string, data?: unknown, showNotification: boolean | "force" = true): void {
+    super.error(message, data, showNotification === "force" ? false : showNotification);
+  }
+}
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   extension = new MistralLsp(context);
@@ -29,7 +39,12 @@ export async function deactivate(): Promise<void> {
 
 class MistralLsp {
   private client: LanguageClient | undefined;
+  /** Whether the client reached Running since it last started; false during start and after an exit. */
   private running = false;
+  /** Whether `start` awaits the client's first start, whose failure it reports itself... */
+  private starting = false;
+  /** ...and the client whose first start failed and was reported. */
+  private failedStart: LanguageClient | undefined;
   private status: ServerStatus = { state: "stopped", message: "", percent: null };
   private readonly budget = new RestartBudget();
   private readonly keys: string[];
@@ -63,7 +78,7 @@ class MistralLsp {
       return;
     }
     this.log.info(`Starting ${found.path}`);
-    const client = new LanguageClient(
+    const client = new Client(
       SECTION,
       "mistral-lsp",
       { command: found.path, transport: TransportKind.stdio },
@@ -79,14 +94,19 @@ class MistralLsp {
     client.onNotification("mistral-lsp/status", (params: unknown) => this.setStatus(parseStatus(params)));
     this.setStatus({ state: "starting", message: `Starting ${found.path}`, percent: null });
     try {
+      this.starting = true;
       await client.start();
     } catch (error) {
-      if (this.client === client && this.status.state !== "stopped") {
-        const message = `mistral-lsp failed to start: ${error instanceof Error ? error.message : String(error)}`;
+      if (this.client === client) {
+        this.failedStart = client;
+        const reason = error instanceof Error ? error.message : String(error);
+        const message = `mistral-lsp exited while starting (${reason}). Its error output is in the log.`;
         this.setStatus({ state: "stopped", message, percent: null });
         void this.offerRestart(message);
       }
       return;
+    } finally {
+      this.starting = false;
     }
     // Catch up with a state change the server reported before the handler above was attached.
     const answer = await client
@@ -100,9 +120,7 @@ class MistralLsp {
   async stop(): Promise<void> {
     const client = this.client;
     this.client = undefined;
-    if (client?.needsStop()) {
-      await client.stop().catch((error) => this.log.warn(`Stopping the server failed: ${error}`));
-    }
+    await client?.dispose(5000).catch((error) => this.log.warn(`Stopping the server failed: ${error}`));
   }
 
   /** A fresh server process with the current settings; also the way out after automatic restarts stopped. */
@@ -116,11 +134,26 @@ class MistralLsp {
     return {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      stdioOptions: {
+        stdout: (input, log) => readline.createInterface({ input }).on("line", (line) => log.info(line)),
+        stderr: (input, log) =>
+          readline.createInterface({ input }).on("line", (line) => {
+            const { level, message } = parseLogLine(line);
+            log[level](message);
+          }),
+      },
       // A function, so that automatic restarts read the settings of their time.
       initializationOptions: () => this.serverSettings(),
+      // Failures are logged only: onClosed and start tell the user once, with a way out.
+      initializationFailedHandler: (error) => {
+        this.log.error(`initialize failed: ${error instanceof Error ? error.message : String(error)}`);
+        return false;
+      },
       errorHandler: {
         error: (_error, _message, count) => ({
           action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown,
+          handled: true,
         }),
         closed: () => this.onClosed(),
       },
@@ -149,9 +182,12 @@ class MistralLsp {
     const wasRunning = this.running;
     this.running = false;
     if (!wasRunning) {
+      // A first start that fails is reported by `start`; an automatic restart that fails, here.
       const message = "mistral-lsp exited while starting. Its error output is in the log.";
-      this.setStatus({ state: "stopped", message, percent: null });
-      void this.offerRestart(message);
+      if (!this.starting && this.failedStart !== this.client) {
+        this.setStatus({ state: "stopped", message, percent: null });
+        void this.offerRestart(message);
+      }
       return { action: CloseAction.DoNotRestart, message, handled: true };
     }
     if (this.budget.crashed()) {

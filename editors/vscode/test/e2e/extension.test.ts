@@ -1,0 +1,192 @@
+// End-to-end tests in VS Code (code-server + Chromium): ghost text from the real server, Tab, the status bar, and bad binaries.
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+
+import { testModel } from "../unit/lspServer";
+import { Editor, until } from "./editor";
+
+const ARTIFACTS = path.resolve(__dirname, "..", "..", "..", "test", "artifacts");
+const README_IMAGE = path.resolve(__dirname, "..", "..", "..", "images", "ghost-text.png");
+const binary = process.env.MISTRAL_LSP_BIN ?? "";
+const prefix = 'def add(a, b):\n    """Return the sum of a and b."""\n';
+const typed = "    return ";
+
+const settings = {
+  "telemetry.telemetryLevel": "off",
+  "editor.quickSuggestions": false,
+  "editor.inlineSuggest.enabled": true,
+  "files.autoSave": "off",
+  "workbench.startupEditor": "none",
+  "workbench.colorTheme": "Default Dark Modern",
+  "editor.fontSize": 16,
+  // Plain text in the settings editor, for Editor.changeSettings.
+  "editor.autoClosingBrackets": "never",
+  "editor.autoClosingQuotes": "never",
+  "editor.autoIndent": "none",
+  "mistralLsp.server.path": binary,
+  "mistralLsp.model": testModel(),
+  "mistralLsp.threads": 2,
+  "mistralLsp.contextSize": 2048,
+  "mistralLsp.completion.maxTokens": 24,
+  "mistralLsp.trace.server": "verbose",
+};
+
+let editor: Editor;
+
+before(async () => {
+  assert.ok(fs.existsSync(binary), `MISTRAL_LSP_BIN is not a file: ${binary}`);
+  assert.ok(fs.existsSync(testModel()), `the test model is missing: ${testModel()}`);
+  editor = new Editor();
+  fs.writeFileSync(path.join(editor.workspace, "add.py"), prefix);
+  editor.writeSettings(settings);
+  await editor.install();
+  await editor.open();
+});
+
+after(async () => {
+  // Keep what explains a failure: the last screen, the extension's log (with the LSP trace), code-server's output.
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await editor?.page?.screenshot({ path: path.join(ARTIFACTS, "last.png") }).catch(() => undefined);
+  fs.writeFileSync(path.join(ARTIFACTS, "extension.log"), editor?.extensionLog() ?? "");
+  fs.writeFileSync(path.join(ARTIFACTS, "code-server.log"), editor?.serverOutput ?? "");
+  await editor?.close();
+  editor?.removeFiles();
+});
+
+/** The status bar item of the extension, once its text matches. */
+function status(text: string | RegExp) {
+  return editor.page.locator(".statusbar-item", { hasText: text });
+}
+
+/** A notification toast whose text matches. */
+function toast(text: string | RegExp) {
+  return editor.page.locator(".notification-toast", { hasText: text });
+}
+
+/** The items of the last non-empty inline completion answer, from the client's trace in the log. */
+function lastSuggestion(): { insertText: string; range?: { start: { line: number; character: number } } } | undefined {
+  const entries = editor.extensionLog().split(/^(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[)/m);
+  let last;
+  for (const entry of entries) {
+    const match = /Received response 'textDocument\/inlineCompletion - \(\d+\)' in \d+ms\.\s*Result: ([\s\S]*)$/.exec(entry);
+    if (!match) {
+      continue;
+    }
+    const result = JSON.parse(match[1]);
+    const items = Array.isArray(result) ? result : result?.items;
+    if (items?.length) {
+      last = items[0];
+    }
+  }
+  return last;
+}
+
+/** Finds the mistral-lsp processes started under code-server (this test's only), by their command line. */
+function serverPids(): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] === binary && editor.owns(Number(pid));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test("the status bar shows ready once the model has loaded", async () => {
+  await status("mistral-lsp: ready").waitFor({ timeout: 120_000 });
+});
+
+test("typing shows the server's suggestion as ghost text, and Tab accepts it", async () => {
+  const page = editor.page;
+  await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "add.py" }).dblclick();
+  const lines = page.locator(".monaco-editor .view-lines").first();
+  await lines.waitFor();
+  await lines.click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type(typed, { delay: 40 });
+
+  const ghost = page.locator(".ghost-text-decoration").first();
+  await ghost.waitFor({ timeout: 60_000 });
+  const suggestion = await until(10_000, "the inline completion answer in the trace", lastSuggestion);
+  assert.match(suggestion.insertText, /^a \+ b/, "the model's greedy suggestion");
+  const shown = await until(10_000, "the ghost text to show the whole first line", async () => {
+    const text = (await page.locator(".ghost-text-decoration").allTextContents()).join("").replace(/\u00a0/g, " ");
+    return text === suggestion.insertText.split("\n")[0] ? text : undefined;
+  });
+  assert.match(shown, /^a \+ b/);
+
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const screenshot = path.join(ARTIFACTS, "ghost-text.png");
+  await page.screenshot({ path: screenshot });
+  if (process.env.MISTRAL_LSP_UPDATE_SCREENSHOT === "1") {
+    fs.copyFileSync(screenshot, README_IMAGE);
+  }
+
+  await page.keyboard.press("Tab");
+  await ghost.waitFor({ state: "detached", timeout: 10_000 });
+  await page.keyboard.press("Control+S");
+  const file = path.join(editor.workspace, "add.py");
+  const expected = prefix + typed + suggestion.insertText;
+  const saved = await until(10_000, "the file to be saved", () => {
+    const text = fs.readFileSync(file, "utf8");
+    return text !== prefix ? text : undefined;
+  });
+  assert.equal(saved, expected, "the saved file is what was typed plus the accepted suggestion");
+});
+
+test("no error or warning notification showed up during normal use", async () => {
+  const toasts = await editor.page.locator(".notification-toast").allTextContents();
+  assert.deepEqual(toasts.filter((text) => /mistral-lsp/i.test(text)), []);
+});
+
+test("the server exiting mid-session is restarted, at most three times in a row", async () => {
+  for (let crash = 1; crash <= 3; crash++) {
+    await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+    const pids = await until(10_000, "the server process", () => (serverPids().length === 1 ? serverPids() : undefined));
+    process.kill(pids[0], "SIGKILL");
+    await toast(`restarting it (${crash} of 3`).waitFor({ timeout: 20_000 });
+  }
+  await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+  process.kill(serverPids()[0], "SIGKILL");
+  const stopped = toast("will not be restarted automatically");
+  await stopped.waitFor({ timeout: 20_000 });
+  await status("mistral-lsp: stopped").waitFor({ timeout: 10_000 });
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  assert.deepEqual(serverPids(), [], "no restart after the fourth exit");
+
+  await stopped.getByRole("button", { name: "Restart" }).click();
+  await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+  assert.equal(serverPids().length, 1);
+});
+
+test("a server path that does not exist: a clear message with a button to the install instructions", async () => {
+  await editor.changeSettings({ ...settings, "mistralLsp.server.path": "/nonexistent/mistral-lsp" });
+  const message = toast("/nonexistent/mistral-lsp");
+  await message.waitFor({ timeout: 30_000 });
+  assert.match((await message.textContent()) ?? "", /not an executable file/);
+  await status("mistral-lsp: stopped").waitFor({ timeout: 10_000 });
+  await message.getByRole("button", { name: "Install Instructions" }).click();
+  await editor.page.locator(".tab", { hasText: "Preview README.md" }).waitFor({ timeout: 20_000 });
+});
+
+test("a server that exits at start: one message with a restart button, no restart loop", async () => {
+  await editor.changeSettings({ ...settings, "mistralLsp.server.path": "/bin/false" });
+  const message = toast("exited while starting");
+  await message.waitFor({ timeout: 30_000 });
+  await message.getByRole("button", { name: "Restart" }).waitFor();
+  await status("mistral-lsp: stopped").waitFor({ timeout: 10_000 });
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const starts = editor.extensionLog().split("\n").filter((line) => line.includes("Starting /bin/false"));
+  assert.equal(starts.length, 1, "started once, not in a loop");
+  const noise = await editor.page.locator(".notification-toast", { hasText: /EPIPE|couldn't create connection|erroring/ }).count();
+  assert.equal(noise, 0, "the client's own error popups are logged only");
+
+  await editor.changeSettings(settings);
+  await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+});
