@@ -59,7 +59,30 @@ H.test("Tab accepts the whole suggestion; leaving insert mode clears the ghost t
   H.eq(nil, H.ghost(buf), "no ghost text in normal mode")
 end)
 
+H.test("each keystroke cancels the request in flight", function()
+  H.normal_mode()
+  local events = {}
+  local id = vim.api.nvim_create_autocmd("LspRequest", {
+    callback = function(args)
+      local request = args.data.request
+      if request.method == "textDocument/inlineCompletion" then
+        table.insert(events, request.type)
+      end
+    end,
+  })
+  -- Text the server has not seen, so that no cached answer comes back before the next key.
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, { "def area(width, height):", "    return" })
+  vim.api.nvim_win_set_cursor(0, { 2, 0 })
+  H.input("A ")
+  H.wait_until(function() return vim.tbl_contains(events, "pending") end, 5000, "a request in flight")
+  H.input("a")
+  H.wait_until(function() return vim.tbl_contains(events, "cancel") end, 5000, "the request cancelled")
+  vim.api.nvim_del_autocmd(id)
+  H.input("<Esc>")
+end)
+
 H.test("Tab with no suggestion inserts a Tab", function()
+  H.normal_mode()
   options.options.auto_trigger = false
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, { "x = 1", "" })
   vim.api.nvim_win_set_cursor(0, { 2, 0 })
@@ -73,6 +96,7 @@ end)
 local body = { "def is_prime(n):", '    """Return True if n is a prime number, else False."""', "    " }
 
 H.test("accept word and accept line insert only that part of a multi-line suggestion", function()
+  H.normal_mode()
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, body)
   vim.api.nvim_win_set_cursor(0, { 3, 4 })
   H.input("A")
@@ -82,7 +106,7 @@ H.test("accept word and accept line insert only that part of a multi-line sugges
   require("mistral-lsp.ghost").request(buf, 2)
   local shown = H.wait_until(function() return H.ghost(buf) end, 60000, "ghost text")
   local lines = vim.split(shown, "\n")
-  H.truthy(#lines >= 3, "a suggestion of three lines or more: " .. vim.inspect(shown))
+  H.truthy(#lines >= 2, "a suggestion of two lines or more: " .. vim.inspect(shown))
 
   -- Accept word: leading white space and one word (or one run of punctuation).
   local word = shown:match("^%s*[%w_]+") or shown:match("^%s*[^%w_%s]+")
@@ -99,12 +123,20 @@ H.test("accept word and accept line insert only that part of a multi-line sugges
   H.wait_until(function() return #H.lines(buf) == 4 end, 3000, "the second line")
   H.eq({ "    " .. lines[1], lines[2] }, { H.lines(buf)[3], H.lines(buf)[4] }, "the two lines")
   H.eq({ 4, #lines[2] }, vim.api.nvim_win_get_cursor(0), "the cursor at the end of the second line")
-  H.eq(table.concat(vim.list_slice(lines, 3), "\n"), H.ghost(buf):sub(2), "the rest stays shown")
+  if #lines > 2 then
+    H.eq("\n" .. table.concat(vim.list_slice(lines, 3), "\n"), H.ghost(buf), "the rest stays shown")
+  else
+    H.eq(nil, H.ghost(buf), "all of it accepted")
+  end
   H.eq(body[1], H.lines(buf)[1], "the lines before are untouched")
 end)
 
 H.test("dismiss hides the suggestion; moving the cursor away clears it", function()
-  H.truthy(H.ghost(buf), "a suggestion is shown")
+  H.normal_mode()
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, add)
+  vim.api.nvim_win_set_cursor(0, { 3, 0 })
+  H.input("A <M-]>") -- With nothing shown, next asks for suggestions.
+  H.wait_until(function() return H.ghost(buf) end, 60000, "a suggestion")
   local before = H.lines(buf)
   H.input("<C-]>")
   H.eq(nil, H.ghost(buf), "dismissed")
@@ -118,6 +150,7 @@ H.test("dismiss hides the suggestion; moving the cursor away clears it", functio
 end)
 
 H.test("next and previous cycle through several suggestions", function()
+  H.normal_mode()
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, { "x = " })
   vim.api.nvim_win_set_cursor(0, { 1, 3 })
   H.input("A")
@@ -133,6 +166,7 @@ H.test("next and previous cycle through several suggestions", function()
 end)
 
 H.test(":checkhealth mistral-lsp passes", function()
+  H.normal_mode()
   local report = H.checkhealth()
   H.truthy(not report:find("ERROR"), "no ERROR in the report")
   for _, want in ipairs({ "OK Neovim 0.11", "OK binary found: " .. vim.env.MISTRAL_LSP_BIN, "OK model ready: " }) do

@@ -47,6 +47,14 @@ function H.input(keys)
   H.sleep(60)
 end
 
+--- Leaves insert mode (a failed test may have left Neovim in it).
+function H.normal_mode()
+  if vim.api.nvim_get_mode().mode ~= "n" then
+    H.input("<Esc>")
+  end
+  H.wait_until(function() return vim.api.nvim_get_mode().mode == "n" end, 2000, "normal mode")
+end
+
 function H.eq(expected, actual, what)
   if not vim.deep_equal(expected, actual) then
     error(("%s:\n  expected: %s\n  actual:   %s"):format(what or "values differ", vim.inspect(expected), vim.inspect(actual)), 2)

@@ -227,10 +227,17 @@ end
 -- ask again after the debounce.
 local function on_change(buf)
   local s = states[buf]
+  local row, col = cursor()
+  local tick = api.nvim_buf_get_changedtick(buf)
+  local pending = s.pending
+  if pending and pending.row == row and pending.col == col and pending.tick == tick then
+    -- Autocmds fire once typeahead is empty, so they may come after a request made by a later
+    -- key (for example <M-]>) at this very place: that request is current, keep it.
+    return
+  end
   M.cancel(buf)
   if s.items then
-    local row, col = cursor()
-    local moved = row ~= s.row or col ~= s.col or api.nvim_buf_get_changedtick(buf) ~= s.tick
+    local moved = row ~= s.row or col ~= s.col or tick ~= s.tick
     if moved and not follow(buf, s, row, col) then
       M.clear(buf)
     end
