@@ -40,9 +40,6 @@ pub struct Decision {
     pub line_after: String,
     /// Width of the indentation that a block's lines must keep; a line indented less ends it.
     pub block_indent: usize,
-    /// On an empty line, the indentation the code around expects that the user has not typed
-    /// yet: the suggestion starts with it.
-    pub indent_hint: String,
 }
 
 /// Automatic suggestions are skipped when more than this stands right of the cursor.
@@ -58,12 +55,6 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
     let split = (cursor - line_start).min(line_text.len());
     let (line_before, line_after) = line_text.split_at(split);
     let block_indent = block_indent(text, line, line_before, line_after);
-    let indent_hint = if line_before.trim().is_empty() && line_after.trim().is_empty() {
-        let expected = expected_indent(text, line);
-        expected.strip_prefix(line_before).unwrap_or_default().to_owned()
-    } else {
-        String::new()
-    };
     let decision = |scope, reason| Decision {
         scope,
         reason,
@@ -71,7 +62,6 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
         line_before: line_before.to_owned(),
         line_after: line_after.to_owned(),
         block_indent,
-        indent_hint: indent_hint.clone(),
     };
     let automatic = trigger == Trigger::Automatic;
     let next_char = line_after.chars().next();
@@ -132,29 +122,6 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
         (None, None) => 0,
     };
     typed.max(context)
-}
-
-/// The indentation an empty line inside code is expected to have: one level deeper than a line
-/// that opens a body, else that of the code around (the shallower of the lines above and below).
-fn expected_indent(text: &Rope, line: usize) -> String {
-    let lead = |l: &str| l[..l.len() - l.trim_start_matches([' ', '\t']).len()].to_owned();
-    let previous = (0..line).rev().map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
-    let next = (line + 1..text.len_lines()).map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
-    match (previous, next) {
-        (Some(p), _) if p.trim_end().ends_with([':', '{', '(', '[']) => {
-            let unit = if lead(&p).contains('\t') { "\t" } else { "    " };
-            format!("{}{unit}", lead(&p))
-        }
-        (Some(p), Some(n)) => {
-            if indent_width(&n) < indent_width(&p) {
-                lead(&n)
-            } else {
-                lead(&p)
-            }
-        }
-        (Some(p), None) => lead(&p),
-        (None, _) => String::new(),
-    }
 }
 
 fn in_comment(tree: Option<&Tree>, cursor: usize) -> bool {
@@ -218,20 +185,6 @@ mod tests {
         check(PY, "def f(x):\n    y = x\n$0\n    return y\n", Automatic, Block, 4);
         check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 5);
         check(PY, "def f(x):\n$0\n", Automatic, Block, 1);
-    }
-
-    #[test]
-    fn an_empty_line_hints_the_indentation_still_missing() {
-        let hint = |marked: &str| {
-            let cursor = marked.find("$0").unwrap();
-            let text = Rope::from_str(&marked.replacen("$0", "", 1));
-            decide(&text, None, cursor, Trigger::Automatic).indent_hint
-        };
-        assert_eq!(hint("def f(x):\n    y = x\n$0\n    return y\n"), "    ");
-        assert_eq!(hint("def f(x):\n    y = x\n  $0\n    return y\n"), "  ");
-        assert_eq!(hint("def f(xs):\n    for x in xs:\n$0\n    return 0\n"), "        ");
-        assert_eq!(hint("def f():\n    pass\n$0\ndef g():\n    pass\n"), "");
-        assert_eq!(hint("x = 1\n    y$0\n"), "");
     }
 
     #[test]

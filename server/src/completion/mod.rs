@@ -140,8 +140,9 @@ impl Completer {
             job.stop = vec!["```".into()];
         }
         let stop_rules = generation_rules;
-        // On an empty line the suggestion starts with the indentation still missing.
-        job.required_prefix = format!("{healed}{}", decision.indent_hint);
+        // What the user typed is required; indentation the user has not typed is left to the
+        // model (forcing whitespace tokens of our choosing derails small models).
+        job.required_prefix = healed.to_owned();
         job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
 
         let wanted = if request.alternatives { 3 } else { 1 };
@@ -164,6 +165,7 @@ impl Completer {
                     output.text
                 }
             };
+            tracing::debug!("raw output: {raw:?}");
             let Some(raw) = unheal(&raw, healed) else {
                 tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
                 continue;

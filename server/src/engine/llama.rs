@@ -455,7 +455,10 @@ impl Session<'_> {
             .enumerate()
             .filter(|(t, _)| {
                 let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
-                !piece.is_empty() && (required.starts_with(piece) || piece.starts_with(required))
+                // Required indentation is exactly that deep: what follows it is not more of it.
+                let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
+                    && required.last().is_some_and(|b| *b == b' ' || *b == b'\t');
+                !piece.is_empty() && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot))
             })
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t);
@@ -524,6 +527,11 @@ impl Backend for Session<'_> {
         let (tokens, trimmed) = self.prompt_tokens(&job)?;
         if tokens.is_empty() {
             return Err(EngineError::Failed("the prompt is empty".into()));
+        }
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let vocab = self.model.vocab();
+            let shown: Vec<u8> = tokens.iter().flat_map(|&t| vocab.token_to_piece(t, true, None)).collect();
+            tracing::trace!("prompt: {:?}", String::from_utf8_lossy(&shown));
         }
         self.next_id += 1;
         let job_required = job.required_prefix.as_bytes().to_vec();
