@@ -175,7 +175,7 @@ export class Editor {
     });
     this.recordPid(this.browserServer.process().pid);
     this.browser = await chromium.connect(this.browserServer.wsEndpoint(), { timeout: 30_000 });
-    this.page = await this.browser.newPage({ viewport: { width: 1280, height: 720 } });
+    this.page = await this.browser.newPage({ viewport: { width: 1024, height: 576 } });
     this.page.setDefaultTimeout(30_000);
     await this.page.goto(this.url, { timeout: 60_000 });
     await this.page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
