@@ -93,42 +93,66 @@ H.test("Tab with no suggestion inserts a Tab", function()
   H.input("<Esc>")
 end)
 
-local body = { "def is_prime(n):", '    """Return True if n is a prime number, else False."""', "    " }
+-- Function bodies to fill: an empty line in a body asks the server for a block. A loaded machine
+-- may cut a suggestion to one line (the server's time budget), so the next hole is tried then.
+local holes = {
+  { "def is_prime(n):", '    """Return True if n is a prime number, else False."""', "    " },
+  { "def read_lines(path):", '    """Return the lines of the file at path, without line breaks."""', "    " },
+  { "def fizzbuzz(n):", '    """Print 1 to n: Fizz for multiples of 3, Buzz of 5, FizzBuzz of both."""', "    for i in range(1, n + 1):", "        " },
+}
+
+local function word_of(s)
+  return s:match("^%s*[%w_]+") or s:match("^%s*[^%w_%s]+")
+end
+
+-- Shows a suggestion of two lines or more, whose first line has two words or more.
+local function multi_line_suggestion()
+  for _, hole in ipairs(holes) do
+    H.normal_mode()
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, hole)
+    vim.api.nvim_win_set_cursor(0, { #hole, 0 })
+    H.input("A")
+    H.sleep(300)
+    H.eq(nil, H.ghost(buf), "no suggestion without auto_trigger")
+    -- One automatic request (an invoked one asks the model for several suggestions: slower).
+    require("mistral-lsp.ghost").request(buf, 2)
+    H.wait_until(function() return H.ghost(buf) end, 60000, "ghost text")
+    local shown = H.ghost(buf)
+    local first = shown:match("^[^\n]*")
+    if shown:find("\n") and word_of(first) ~= first then
+      return hole, shown
+    end
+    io.stderr:write("one-line suggestion, trying the next hole: " .. shown .. "\n")
+  end
+  error("no suggestion of several lines at any of the holes")
+end
 
 H.test("accept word and accept line insert only that part of a multi-line suggestion", function()
-  H.normal_mode()
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, body)
-  vim.api.nvim_win_set_cursor(0, { 3, 4 })
-  H.input("A")
-  H.sleep(400)
-  H.eq(nil, H.ghost(buf), "no suggestion without auto_trigger")
-  -- One automatic request (an invoked one asks the model for several suggestions: slower).
-  require("mistral-lsp.ghost").request(buf, 2)
-  local shown = H.wait_until(function() return H.ghost(buf) end, 60000, "ghost text")
+  local hole, shown = multi_line_suggestion()
+  local row, indent = #hole, hole[#hole]
   local lines = vim.split(shown, "\n")
-  H.truthy(#lines >= 2, "a suggestion of two lines or more: " .. vim.inspect(shown))
 
   -- Accept word: leading white space and one word (or one run of punctuation).
-  local word = shown:match("^%s*[%w_]+") or shown:match("^%s*[^%w_%s]+")
+  local word = word_of(shown)
   H.input("<M-w>")
-  H.wait_until(function() return H.lines(buf)[3] == "    " .. word end, 3000, "the first word")
-  H.eq(3, #H.lines(buf), "one line still")
+  H.wait_until(function() return H.lines(buf)[row] == indent .. word end, 3000, "the first word")
+  H.eq(row, #H.lines(buf), "no new line")
   H.eq(shown:sub(#word + 1), H.ghost(buf), "the rest stays shown")
 
   -- Accept line: the rest of this line, then the next line.
   H.input("<M-l>")
-  H.wait_until(function() return H.lines(buf)[3] == "    " .. lines[1] end, 3000, "the first line")
-  H.eq(3, #H.lines(buf), "no newline yet")
+  H.wait_until(function() return H.lines(buf)[row] == indent .. lines[1] end, 3000, "the first line")
+  H.eq(row, #H.lines(buf), "no newline yet")
   H.input("<M-l>")
-  H.wait_until(function() return #H.lines(buf) == 4 end, 3000, "the second line")
-  H.eq({ "    " .. lines[1], lines[2] }, { H.lines(buf)[3], H.lines(buf)[4] }, "the two lines")
-  H.eq({ 4, #lines[2] }, vim.api.nvim_win_get_cursor(0), "the cursor at the end of the second line")
+  H.wait_until(function() return #H.lines(buf) == row + 1 end, 3000, "the second line")
+  H.eq({ indent .. lines[1], lines[2] }, { H.lines(buf)[row], H.lines(buf)[row + 1] }, "the two lines")
+  H.eq({ row + 1, #lines[2] }, vim.api.nvim_win_get_cursor(0), "the cursor at the end of the second line")
   if #lines > 2 then
     H.eq("\n" .. table.concat(vim.list_slice(lines, 3), "\n"), H.ghost(buf), "the rest stays shown")
   else
     H.eq(nil, H.ghost(buf), "all of it accepted")
   end
-  H.eq(body[1], H.lines(buf)[1], "the lines before are untouched")
+  H.eq(vim.list_slice(hole, 1, row - 1), vim.list_slice(H.lines(buf), 1, row - 1), "the lines before are untouched")
 end)
 
 H.test("dismiss hides the suggestion; moving the cursor away clears it", function()
