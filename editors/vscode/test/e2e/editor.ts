@@ -103,8 +103,14 @@ export class Editor {
    */
   async changeSettings(settings: Record<string, unknown>): Promise<void> {
     const page = this.page;
-    await page.keyboard.press("F1");
-    await page.locator(".quick-input-widget input").fill(">Preferences: Open User Settings (JSON)");
+    const palette = page.locator(".quick-input-widget input");
+    await until(15_000, "the command palette", async () => {
+      // A click on the active tab takes the keyboard back from a webview (the README preview).
+      await page.locator(".tabs-container .tab.active").first().click();
+      await page.keyboard.press("F1");
+      return (await palette.waitFor({ timeout: 1_000 }).then(() => true, () => false)) || undefined;
+    });
+    await palette.fill(">Preferences: Open User Settings (JSON)");
     await page.locator(".quick-input-list .monaco-list-row", { hasText: "Open User Settings (JSON)" }).first().waitFor();
     await page.keyboard.press("Enter");
     await page.locator(".tab.active", { hasText: "settings.json" }).waitFor();
