@@ -336,6 +336,13 @@ impl Drop for Server {
     }
 }
 
+/// Tests that run a real model take turns: two models decoding at once on a 2-core machine
+/// slow each other down many times over (their threads spin), and their time budgets then expire.
+pub fn model_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// FNV-1a, as the test backend computes it.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))

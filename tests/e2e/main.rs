@@ -10,5 +10,6 @@ mod harness;
 mod hub;
 mod lifecycle;
 mod model;
+mod pipeline;
 mod progress;
 mod sync;

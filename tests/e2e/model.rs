@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::harness::Server;
 use crate::hub::Hub;
 
-fn test_model(file: &str) -> std::path::PathBuf {
+pub fn test_model(file: &str) -> std::path::PathBuf {
     let dir = std::env::var_os("MISTRAL_LSP_TEST_MODELS").map(std::path::PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(std::path::PathBuf::from)
@@ -27,6 +27,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn an_hf_model_downloads_with_progress_then_starts_offline_from_the_cache() {
+    let _turn = crate::harness::model_turn();
     let hub = Hub::serve(test_model("smollm2-135m-instruct-q4_1.gguf"), "smol.gguf");
     let cache = scratch("hf-cache");
     let start = |endpoint: &str| {
@@ -69,6 +70,7 @@ fn an_hf_model_downloads_with_progress_then_starts_offline_from_the_cache() {
 
 #[test]
 fn a_bad_model_file_is_reported_and_the_server_keeps_working() {
+    let _turn = crate::harness::model_turn();
     let dir = scratch("bad-model");
     let bad = dir.join("bad.gguf");
     std::fs::write(&bad, "<html>not a model</html>").unwrap();
@@ -83,6 +85,7 @@ fn a_bad_model_file_is_reported_and_the_server_keeps_working() {
 
 #[test]
 fn a_real_model_completes_a_python_function() {
+    let _turn = crate::harness::model_turn();
     let model = test_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
     let mut server = Server::builder()
         .arg("--model")

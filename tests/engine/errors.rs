@@ -20,6 +20,7 @@ async fn failure(path: &std::path::Path, settings: &Settings) -> String {
 
 #[test]
 fn missing_not_gguf_truncated_and_unknown_architecture() {
+    let _turn = turn();
     runtime().block_on(async {
         let settings = settings(serde_json::Value::Null);
         let message = failure(&scratch("does-not-exist.gguf"), &settings).await;
@@ -52,6 +53,7 @@ fn missing_not_gguf_truncated_and_unknown_architecture() {
 
 #[test]
 fn a_context_too_large_for_memory_is_an_error() {
+    let _turn = turn();
     runtime().block_on(async {
         // About 48 GB of KV cache for SmolLM2: more than this machine (or any CI runner) has.
         let settings = settings(serde_json::json!({"contextSize": 1_048_576}));
@@ -62,6 +64,7 @@ fn a_context_too_large_for_memory_is_an_error() {
 
 #[test]
 fn gpu_layers_without_a_gpu_is_reported_and_the_cpu_is_used() {
+    let _turn = turn();
     runtime().block_on(async {
         let (engine, state) = start(&model_path(SMOLLM), &settings(serde_json::json!({"gpuLayers": 99}))).await;
         let State::Ready { notice, .. } = state else { panic!("{state:?}") };

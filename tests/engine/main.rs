@@ -41,6 +41,12 @@ pub fn settings(extra: serde_json::Value) -> Settings {
     Settings::resolve(&options)
 }
 
+/// Tests take turns with the model: two at once on 2 cores slow each other down many times over.
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
 }
@@ -71,6 +77,7 @@ fn long_python() -> String {
 
 #[test]
 fn qwen_fills_a_small_python_function() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let State::Ready { model, .. } = engine.state() else { panic!() };
@@ -90,6 +97,7 @@ fn qwen_fills_a_small_python_function() {
 
 #[test]
 fn a_shared_prefix_is_not_evaluated_again() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let prefix = long_python();
@@ -115,6 +123,7 @@ fn a_shared_prefix_is_not_evaluated_again() {
 
 #[test]
 fn cancellation_mid_generation_stops_and_leaves_the_cache_consistent() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let prompt = "# A long list of the numbers from one to two hundred, one per line:\n";
@@ -139,6 +148,7 @@ fn cancellation_mid_generation_stops_and_leaves_the_cache_consistent() {
 
 #[test]
 fn a_superseded_job_stops_within_a_batch() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let latest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
@@ -161,6 +171,7 @@ fn a_superseded_job_stops_within_a_batch() {
 
 #[test]
 fn stop_strings_max_tokens_and_budgets() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let mut job = infill("# Three lines of comments\n#", "", 64);
@@ -183,6 +194,7 @@ fn stop_strings_max_tokens_and_budgets() {
 
 #[test]
 fn prompts_longer_than_the_context_are_trimmed() {
+    let _turn = turn();
     runtime().block_on(async {
         let settings = settings(serde_json::json!({"contextSize": 512}));
         let (engine, state) = start(&model_path(QWEN), &settings).await;
@@ -204,6 +216,7 @@ fn prompts_longer_than_the_context_are_trimmed() {
 
 #[test]
 fn background_work_yields_to_a_completion_and_resumes_in_place() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let long = Job::new(
@@ -228,6 +241,7 @@ fn background_work_yields_to_a_completion_and_resumes_in_place() {
 
 #[test]
 fn smollm2_has_no_fim_tokens_and_its_chat_template_works() {
+    let _turn = turn();
     runtime().block_on(async {
         let (engine, state) = start(&model_path(SMOLLM), &settings(serde_json::Value::Null)).await;
         let State::Ready { model, .. } = state else { panic!("{state:?}") };
@@ -255,6 +269,7 @@ fn smollm2_has_no_fim_tokens_and_its_chat_template_works() {
 
 #[test]
 fn qwen_tokenizer_exposes_fim_and_repo_tokens() {
+    let _turn = turn();
     runtime().block_on(async {
         let engine = qwen().await;
         let tokenizer = engine.tokenizer().unwrap();

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use crate::config::Settings;
 use crate::documents::Snapshot;
 use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer};
-use crate::postprocess::{self, bracket_balance};
+use crate::postprocess;
 use crate::prompt::ring::Chunk;
 use crate::prompt::{self, template, Counter, Estimate, Mode, Parts};
 use decide::{Decision, Scope, Trigger};
@@ -224,11 +224,15 @@ fn postprocess_context(snapshot: &Snapshot, decision: &Decision) -> postprocess:
     let below = (line + 1..snapshot.text.len_lines().min(line + 40))
         .map(|l| snapshot.text.line(l).to_string().trim_end_matches(['\n', '\r']).to_owned())
         .collect();
+    let above = (line.saturating_sub(40)..line)
+        .map(|l| snapshot.text.line(l).to_string().trim_end_matches(['\n', '\r']).to_owned())
+        .collect();
     let tabs = (0..snapshot.text.len_lines().min(200)).any(|l| snapshot.text.line(l).chars().next() == Some('\t'));
     postprocess::Context {
         line_before: decision.line_before.clone(),
         line_after: decision.line_after.clone(),
         below,
+        above,
         single_line: decision.scope == Scope::Line,
         block_indent: decision.block_indent,
         tabs,
@@ -249,13 +253,8 @@ fn finish(
     let mut text = postprocess::clean(&raw, rules);
     // The suggestion may supply the closing brackets the editor put after the cursor itself:
     // then it replaces them.
-    let tail = decision.line_after.trim_end();
-    let closers_only = !tail.is_empty() && tail.chars().all(|c| ")]}\"'`".contains(c) || c.is_whitespace());
-    let first_line = text.split('\n').next().unwrap_or_default();
-    let end = if closers_only
-        && bracket_balance(&format!("{}{first_line}", decision.line_before)) <= 0
-        && !text.contains('\n')
-    {
+    let tail = decision.line_after.trim();
+    let end = if postprocess::closers_only(tail) && text.trim_end().ends_with(tail) {
         cursor + decision.line_after.trim_end().len()
     } else {
         cursor
@@ -295,5 +294,42 @@ mod tests {
         assert_eq!(unheal("  x = 1", "    "), Some("x = 1"), "less indentation than typed");
         assert_eq!(unheal("    value = 1", "    ret"), None, "not what was typed");
         assert_eq!(unheal("abc", ""), Some("abc"));
+    }
+}
+
+#[cfg(test)]
+mod finish_tests {
+    use super::*;
+    use crate::documents::Document;
+
+    /// `$0` marks the cursor; returns the suggestion for a raw model output.
+    fn check(language_id: &str, marked: &str, raw: &str) -> Option<(String, usize)> {
+        let cursor = marked.find("$0").unwrap();
+        let snapshot =
+            Document::new(&format!("file:///t.{language_id}"), language_id, 1, &marked.replacen("$0", "", 1))
+                .snapshot();
+        let decision = decide::decide(&snapshot.text, snapshot.tree.as_ref(), cursor, Trigger::Invoked);
+        let rules = postprocess_context(&snapshot, &decision);
+        finish(&snapshot, cursor, &decision, &rules, Mode::Native { spm: false }, raw)
+            .map(|s| (s.text, s.end - s.start))
+    }
+
+    #[test]
+    fn a_suggestion_replaces_the_closers_it_supplies_itself() {
+        // The editor auto-inserted `)`; the model's line closes it and goes on.
+        assert_eq!(check("python", "x = len($0)\n", "name).strip()"), Some(("name).strip()".into(), 1)));
+        // The model's text stops inside the brackets: it goes before the `)`.
+        assert_eq!(check("python", "x = len($0)\n", "name"), Some(("name".into(), 0)));
+        assert_eq!(check("python", "x = len($0)\n", "name)"), Some(("name)".into(), 1)));
+    }
+
+    #[test]
+    fn suggestions_that_break_the_syntax_or_only_repeat_are_dropped() {
+        assert_eq!(check("python", "def f(a):\n    $0\n    return a\n", "    return a"), None);
+        assert_eq!(check("python", "x = [1, 2]\n$0\n", ") + ]"), None);
+        assert_eq!(
+            check("rust", "fn f() {\n    let v = $0\n}\n", "vec![1, 2];\n}\n\nfn g() {}"),
+            Some(("vec![1, 2];".into(), 0))
+        );
     }
 }

@@ -16,6 +16,8 @@ pub struct Context {
     pub line_after: String,
     /// The lines after the cursor line, nearest first (a few dozen are plenty).
     pub below: Vec<String>,
+    /// The lines before the cursor line, in order, the nearest last (a few dozen are plenty).
+    pub above: Vec<String>,
     /// Only the rest of the cursor line is wanted.
     pub single_line: bool,
     /// Lines indented less than this end a block.
@@ -36,15 +38,19 @@ pub fn clean(candidate: &str, context: &Context) -> String {
     if let Some(cut) = stop_at(&text, context) {
         text.truncate(cut);
     }
-    text = trim_line_suffix(&text, &context.line_after);
+    // Closers alone after the cursor (auto-inserted) are replaced by the suggestion instead, when
+    // it supplies them itself; see `completion::finish`.
+    if !closers_only(&context.line_after) {
+        text = trim_line_suffix(&text, &context.line_after);
+    }
     text = normalize_indentation(&text, context.tabs);
     trim_trailing_blank(&text)
 }
 
 /// Where the line rules cut `text` (a byte offset), if anywhere. Used during generation too.
 pub fn stop_at(text: &str, context: &Context) -> Option<usize> {
-    let rules: [fn(&str, &Context) -> Option<usize>; 4] =
-        [cut_single_line, cut_at_suffix_repeat, cut_at_dedent, cut_at_repetition];
+    let rules: [fn(&str, &Context) -> Option<usize>; 5] =
+        [cut_single_line, cut_at_suffix_repeat, cut_at_prefix_repeat, cut_at_dedent, cut_at_repetition];
     rules.iter().filter_map(|rule| rule(text, context)).min()
 }
 
@@ -97,6 +103,23 @@ pub fn cut_at_suffix_repeat(text: &str, context: &Context) -> Option<usize> {
         if trimmed.len() >= 6 || next_matches {
             // Cut at the start of the repeating line, with the line break before it.
             return Some(start.saturating_sub(1));
+        }
+    }
+    None
+}
+
+/// Cuts where the candidate restates code above the cursor: two consecutive lines equal to two
+/// consecutive lines above (chat models like to start over from the function's signature).
+pub fn cut_at_prefix_repeat(text: &str, context: &Context) -> Option<usize> {
+    let above: Vec<&str> = context.above.iter().map(|l| l.trim()).collect();
+    let lines = complete_lines(text);
+    for (index, pair) in lines.windows(2).enumerate() {
+        let (first, second) = (pair[0].1.trim(), pair[1].1.trim());
+        if first.is_empty() || second.is_empty() || first.len() + second.len() < 12 {
+            continue;
+        }
+        if above.windows(2).any(|w| w[0] == first && w[1] == second) {
+            return Some(lines[index].0.saturating_sub(1));
         }
     }
     None
@@ -175,6 +198,12 @@ fn strip_balanced_closers(line: &str, after: &str) -> String {
         after.next();
     }
     kept
+}
+
+/// Whether the text after the cursor is only closing brackets and quotes (as editors auto-insert).
+pub fn closers_only(line_after: &str) -> bool {
+    let tail = line_after.trim();
+    !tail.is_empty() && tail.chars().all(|c| ")]}\"'`".contains(c))
 }
 
 /// Openers minus closers, ignoring brackets inside string literals.

@@ -7,6 +7,7 @@ fn context(line_before: &str, line_after: &str, below: &[&str], block_indent: us
         line_before: line_before.into(),
         line_after: line_after.into(),
         below: below.iter().map(|s| s.to_string()).collect(),
+        above: Vec::new(),
         single_line: false,
         block_indent,
         tabs: false,
@@ -112,4 +113,16 @@ fn stop_rules_ignore_the_growing_last_line() {
     // Generation so far: the repeating line is not complete yet, so nothing is cut.
     assert_eq!(stop_at("    result = 1\n    return result", &ctx), None);
     assert_eq!(stop_at("    result = 1\n    return result\n", &ctx), Some(14));
+}
+
+#[test]
+fn restating_the_code_above_is_cut() {
+    // SmolLM2 answering an instruct prompt on an empty line: it starts over from the signature.
+    let mut ctx = context("    ", "", &[], 0);
+    ctx.above = vec!["def add(a, b):".into(), "    \"\"\"Return the sum.\"\"\"".into()];
+    assert_eq!(clean("def add(a, b):\n    \"\"\"Return the sum.\"\"\"\n    return a + b", &ctx), "");
+    assert_eq!(clean("return a + b\ndef add(a, b):\n    \"\"\"Return the sum.\"\"\"", &ctx), "return a + b");
+    // One equal short line is no restatement.
+    ctx.above = vec!["    }".into(), "}".into()];
+    assert_eq!(clean("    }\n}\nfn more() {}", &ctx), "    }\n}\nfn more() {}");
 }

@@ -135,7 +135,7 @@ fn instruct(parts: &Parts) -> Prompt {
     // The cursor's line is not in the question but starts the answer, so that typing on the line
     // changes only the end of the prompt.
     let question = format!(
-        "{context}Complete the code in `{path}` at the cursor.\n\nThe code after the cursor:\n```{fence}\n{suffix}\n```\n\nThe code before the cursor's line:\n```{fence}\n{prefix}\n```\n\nWrite only {wanted}, continuing the cursor's line where your answer starts. Do not repeat the code after the cursor. No explanations.",
+        "{context}Complete the code in `{path}` at the cursor.\n\nThe code after the cursor:\n```{fence}\n{suffix}\n```\n\nThe code before the cursor's line:\n```{fence}\n{prefix}\n```\n\nWrite only {wanted}, continuing the cursor's line where your answer starts. Do not repeat the code before or after the cursor. No explanations.",
         path = parts.path,
         suffix = window.suffix.trim_end(),
         prefix = window.prefix.trim_end(),
