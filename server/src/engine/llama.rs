@@ -259,6 +259,8 @@ pub(crate) struct Running {
     cut: Option<usize>,
     /// Bytes the output must still start with.
     required: Vec<u8>,
+    /// When the first line of output was complete.
+    first_line_done: Option<Instant>,
 }
 
 impl<'m> Session<'m> {
@@ -555,6 +557,7 @@ impl Backend for Session<'_> {
             first_step: true,
             cut: None,
             required: job_required,
+            first_line_done: None,
         })
     }
 
@@ -582,6 +585,12 @@ impl Backend for Session<'_> {
                 return self.finish(running, StopReason::TimeBudget);
             }
         }
+        if running.first_line_done.is_some_and(|at| at.elapsed() > running.job.budget.after_first_line) {
+            // Keep whole lines only: cut after the last line break.
+            let last_break = running.bytes.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+            running.cut = Some(running.cut.map_or(last_break, |cut| cut.min(last_break)));
+            return self.finish(running, StopReason::TimeBudget);
+        }
         let Some((_, index)) = self.logits.take() else { return Step::Continue };
         let token = match self.constrained(running, index) {
             Some(token) => token,
@@ -596,6 +605,10 @@ impl Backend for Session<'_> {
             running.bytes.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
         let piece = vocab.token_to_piece(token, false, None);
         let new_line = piece.contains(&b'\n');
+        let has_code = running.bytes.iter().any(|b| !b.is_ascii_whitespace());
+        if new_line && has_code && running.first_line_done.is_none() {
+            running.first_line_done = Some(Instant::now());
+        }
         running.bytes.extend(piece);
         running.tokens.push(token);
         if let (true, Some(check)) = (new_line, &running.job.stop_check) {

@@ -84,16 +84,25 @@ pub struct Budget {
     pub prompt: Duration,
     /// Most time spent generating, counted from the first generated token.
     pub generation: Duration,
+    /// Most time spent generating once the first line is complete: the first line is what a
+    /// person reads first, the rest may come later (llama.vim's `t_max_predict_ms`).
+    pub after_first_line: Duration,
 }
 
 impl Budget {
     /// Defaults per priority: a person waits for interactive work; background work may take long.
     pub fn for_priority(priority: Priority) -> Budget {
         match priority {
-            Priority::Interactive => Budget { prompt: Duration::from_secs(30), generation: Duration::from_secs(10) },
-            Priority::Background | Priority::Idle => {
-                Budget { prompt: Duration::from_secs(300), generation: Duration::from_secs(120) }
-            }
+            Priority::Interactive => Budget {
+                prompt: Duration::from_secs(30),
+                generation: Duration::from_secs(10),
+                after_first_line: Duration::from_millis(1500),
+            },
+            Priority::Background | Priority::Idle => Budget {
+                prompt: Duration::from_secs(300),
+                generation: Duration::from_secs(120),
+                after_first_line: Duration::from_secs(120),
+            },
         }
     }
 }
