@@ -230,6 +230,10 @@ export class Editor {
     await Promise.race([this.browserServer?.close(), new Promise((resolve) => setTimeout(resolve, 10_000))]).catch(() => undefined);
     await stopGroup(browserProcess);
     await stopGroup(this.codeServer);
+    // Stopped: test/run has nothing left to clean up.
+    if (process.env.MISTRAL_LSP_E2E_PIDS) {
+      fs.rmSync(process.env.MISTRAL_LSP_E2E_PIDS, { force: true });
+    }
   }
 
   removeFiles(): void {

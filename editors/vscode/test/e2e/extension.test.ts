@@ -174,6 +174,42 @@ test("no error or warning notification showed up during normal use", async () =>
   assert.deepEqual(toasts.filter((text) => /mistral-lsp/i.test(text)), []);
 });
 
+test("the status bar menu switches inline completions off and on, and shows the log", async () => {
+  const page = editor.page;
+  const choose = async (label: string) => {
+    await status("mistral-lsp: ready").click();
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: label }).click();
+  };
+  // The saved user setting; undefined while VS Code is still writing the file.
+  const enabledSetting = () => {
+    try {
+      return JSON.parse(fs.readFileSync(editor.settingsFile, "utf8"))["mistralLsp.completion.enabled"] as boolean;
+    } catch {
+      return undefined;
+    }
+  };
+  const sent = () => editor.extensionLog().split("Sending notification 'workspace/didChangeConfiguration'").length - 1;
+  const before = sent();
+
+  await choose("Disable Inline Completions");
+  await status("mistral-lsp: ready (completions off)").waitFor({ timeout: 10_000 });
+  await until(10_000, "the setting to be saved", () => (enabledSetting() === false ? true : undefined));
+  await until(10_000, "didChangeConfiguration to reach the server", () => (sent() > before ? true : undefined));
+  assert.match(editor.extensionLog(), /"enabled": false/);
+
+  await choose("Enable Inline Completions");
+  await until(10_000, "the setting to be saved", () => (enabledSetting() === true ? true : undefined));
+  await page.locator(".statusbar-item", { hasText: /mistral-lsp: ready$/ }).waitFor({ timeout: 10_000 });
+
+  await choose("Show Log");
+  await page.locator(".part.panel .view-lines", { hasText: /\S/ }).first().waitFor();
+  const channel = await page
+    .locator(".part.panel select")
+    .first()
+    .evaluate((select: HTMLSelectElement) => select.options[select.selectedIndex]?.text);
+  assert.equal(channel, "mistral-lsp");
+});
+
 test("the server exiting mid-session is restarted, at most three times in a row", async () => {
   for (let crash = 1; crash <= 3; crash++) {
     await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
@@ -213,7 +249,9 @@ test("a server that exits at start: one message with a restart button, no restar
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   const starts = editor.extensionLog().split("\n").filter((line) => line.includes("Starting /bin/false"));
   assert.equal(starts.length, 1, "started once, not in a loop");
-  const noise = await editor.page.locator(".notification-toast", { hasText: /couldn.t create connection|connection to server is erroring|Restarting server failed/ }).count();
+  const noise = await editor.page
+    .locator(".notification-toast", { hasText: /couldn.t create connection|connection to server is erroring|Restarting server failed/ })
+    .count();
   assert.equal(noise, 0, "the client's own error popups are logged only");
 
   await editor.changeSettings(settings);
