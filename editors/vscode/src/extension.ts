@@ -30,7 +30,7 @@ class Client extends LanguageClient {
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   extension = new MistralLsp(context);
-  await extension.start();
+  await extension.restart();
 }
 
 export async function deactivate(): Promise<void> {
@@ -47,6 +47,8 @@ class MistralLsp {
   private failedStart: LanguageClient | undefined;
   private status: ServerStatus = { state: "stopped", message: "", percent: null };
   private readonly budget = new RestartBudget();
+  /** Restarts run one after the other, so that two quick settings changes cannot leave two servers. */
+  private restarts: Promise<void> = Promise.resolve();
   private readonly keys: string[];
   private readonly log = vscode.window.createOutputChannel("mistral-lsp", { log: true });
   private readonly item = vscode.window.createStatusBarItem("mistralLsp.status", vscode.StatusBarAlignment.Right, 100);
@@ -68,8 +70,25 @@ class MistralLsp {
     );
   }
 
+  /** A fresh server process with the current settings; also the way out after automatic restarts stopped. */
+  restart(): Promise<void> {
+    const next = async () => {
+      this.budget.reset();
+      await this.stop();
+      await this.start();
+    };
+    this.restarts = this.restarts.then(next, next);
+    return this.restarts;
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await client?.dispose(5000).catch((error) => this.log.warn(`Stopping the server failed: ${error}`));
+  }
+
   /** Finds the binary and starts the server; failures end as a message, never as an exception. */
-  async start(): Promise<void> {
+  private async start(): Promise<void> {
     const found = resolveServer(vscode.workspace.getConfiguration(SECTION).get<string | null>("server.path"));
     if ("error" in found) {
       this.log.error(found.error);
@@ -115,19 +134,6 @@ class MistralLsp {
     if (this.client === client) {
       this.setStatus(parseStatus(answer));
     }
-  }
-
-  async stop(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    await client?.dispose(5000).catch((error) => this.log.warn(`Stopping the server failed: ${error}`));
-  }
-
-  /** A fresh server process with the current settings; also the way out after automatic restarts stopped. */
-  async restart(): Promise<void> {
-    this.budget.reset();
-    await this.stop();
-    await this.start();
   }
 
   private clientOptions(): LanguageClientOptions {
@@ -250,7 +256,10 @@ class MistralLsp {
       });
     }
     items.push({ label: "$(output) Show Log", run: () => this.log.show() });
-    const choice = await vscode.window.showQuickPick(items, { title: this.item.tooltip?.toString() });
+    const choice = await vscode.window.showQuickPick(items, {
+      title: `mistral-lsp: ${this.status.state}`,
+      placeHolder: this.status.message || undefined,
+    });
     await choice?.run();
   }
 
