@@ -104,17 +104,25 @@ export class Editor {
   async changeSettings(settings: Record<string, unknown>): Promise<void> {
     const page = this.page;
     const palette = page.locator(".quick-input-widget input");
-    await until(15_000, "the command palette", async () => {
-      // A click on the active tab takes the keyboard back from a webview (the README preview).
-      await page.locator(".tabs-container .tab.active").first().click();
-      await page.keyboard.press("F1");
-      return (await palette.waitFor({ timeout: 1_000 }).then(() => true, () => false)) || undefined;
+    const settingsTab = page.locator(".tab.active", { hasText: "settings.json" });
+    // Retried: a webview that finishes loading (the README preview) can take the focus and close the palette.
+    await until(40_000, "the settings.json editor", async () => {
+      try {
+        // A click on the active tab takes the keyboard back from a webview.
+        await page.locator(".tabs-container .tab.active").first().click({ timeout: 5_000 });
+        await page.keyboard.press("F1");
+        await palette.fill(">Preferences: Open User Settings (JSON)", { timeout: 3_000 });
+        const command = page.locator(".quick-input-list .monaco-list-row", { hasText: "Open User Settings (JSON)" });
+        await command.first().waitFor({ timeout: 3_000 });
+        await page.keyboard.press("Enter");
+        await settingsTab.waitFor({ timeout: 5_000 });
+        return true;
+      } catch {
+        await page.keyboard.press("Escape");
+        return undefined;
+      }
     });
-    await palette.fill(">Preferences: Open User Settings (JSON)");
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: "Open User Settings (JSON)" }).first().waitFor();
-    await page.keyboard.press("Enter");
-    await page.locator(".tab.active", { hasText: "settings.json" }).waitFor();
-    await page.locator(".editor-instance .monaco-editor.focused").waitFor();
+    await page.locator(".editor-instance .monaco-editor .view-lines").first().click();
     await page.keyboard.press("Control+A");
     await page.keyboard.press("Delete");
     await page.keyboard.insertText(JSON.stringify(settings));
@@ -177,6 +185,7 @@ export class Editor {
         "--disable-component-update",
         "--disable-sync",
       ],
+      env: this.env,
       timeout: 60_000,
     });
     this.recordPid(this.browserServer.process().pid);
