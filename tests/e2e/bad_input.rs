@@ -13,6 +13,7 @@ fn ready_server() -> Server {
 
 fn still_works(server: &mut Server) {
     let items = server.inline("file:///b/a.txt", 0, 5).unwrap();
+    assert!(!items.is_empty(), "no suggestion\n{}", server.log());
     assert_eq!(items[0]["insertText"], checksum("x = 1\n", 5));
 }
 

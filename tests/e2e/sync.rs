@@ -70,6 +70,7 @@ fn every_request_sees_every_edit_sent_before_it() {
             let cursor = text.len();
             let (line, character) = position_of(&text, cursor);
             let items = server.inline(uri, line, character).unwrap();
+            assert!(!items.is_empty(), "no suggestion after edit {version} for {text:?}\n{}", server.log());
             assert_eq!(items[0]["insertText"], checksum(&text, cursor), "after edit {version}");
         }
     }

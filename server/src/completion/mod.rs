@@ -152,7 +152,7 @@ impl Completer {
                 // Alternatives: sampled, not greedy, with a seed per attempt.
                 job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
             }
-            let key = cache::key(&job.prompt, &format!("{max_tokens}/{:?}", job.sampling));
+            let key = cache::key(&job.prompt, &format!("{max_tokens}/{:?}/{:?}", job.sampling, job.required_prefix));
             let cached = self.cache.lock().output(key);
             let raw = match cached {
                 Some(raw) => raw,

@@ -7,7 +7,8 @@
 //!   (hex) of that window's text. It reads native FIM prompts (prefix, suffix, and the cursor
 //!   line after FIM_MIDDLE) and `Prompt::Infill`; other prompts hash their text with LEN 0.
 //!   Tests compute the same from their own copy of the text, which proves the completion saw
-//!   every edit sent before it. It reports FIM and repo tokens, so `auto` picks native FIM.
+//!   every edit sent before it. It reports FIM and repo tokens, so `auto` picks native FIM, and
+//!   honours `Job::required_prefix` by starting its answer with it.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! The answer is emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between
@@ -70,7 +71,7 @@ impl TestBackend {
 }
 
 /// The file window and cursor of a native FIM prompt: prefix, cursor line, suffix.
-fn window_of(segments: &[Segment]) -> (usize, String) {
+fn window_of(segments: &[Segment], required_prefix: &str) -> (usize, String) {
     let mut parts: [String; 3] = Default::default();
     let mut part = None;
     let native = segments.contains(&Segment::Special(Special::FimPrefix));
@@ -87,6 +88,8 @@ fn window_of(segments: &[Segment]) -> (usize, String) {
             },
         }
     }
+    // Text the output must start with (token healing) stands before the cursor in the document.
+    parts[1].push_str(required_prefix);
     let cursor = parts[0].len() + parts[1].len();
     (cursor, parts.concat())
 }
@@ -102,12 +105,12 @@ impl Backend for TestBackend {
     fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
         let (cursor, whole) = match &job.prompt {
             Prompt::Infill { prefix, suffix } => (prefix.len(), format!("{prefix}{suffix}")),
-            Prompt::Segments(segments) => window_of(segments),
+            Prompt::Segments(segments) => window_of(segments, &job.required_prefix),
             Prompt::Chat { messages, answer_prefix } => {
                 (0, messages.iter().map(|m| m.content.as_str()).chain([answer_prefix.as_str()]).collect::<String>())
             }
         };
-        let answer = format!("\"{cursor}:{:016x}\"", fnv1a(whole.as_bytes()));
+        let answer = format!("{}\"{cursor}:{:016x}\"", job.required_prefix, fnv1a(whole.as_bytes()));
         let size = answer.len().div_ceil(self.tokens);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
