@@ -118,7 +118,7 @@ fn main() {
             tg.push(decoded as f64 * 1000.0 / stats.generation_ms.max(1) as f64);
         }
         // Cold vs warm: 1,000 tokens, then 1,000 tokens sharing the first 950.
-        let (mut cold, mut warm, mut warm_eval) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cold, mut warm, mut warm_eval, mut warm_decode) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run_index in 0..args.runs {
             let base = 5_000 + run_index * 1_200;
             let a = tokenizer.detokenize(&tokens[base..base + 1000]);
@@ -131,6 +131,7 @@ fn main() {
             let second = run(&engine, text(b), 1).await;
             warm.push(started.elapsed().as_secs_f64());
             warm_eval.push(second.evaluated_tokens as f64);
+            warm_decode.push(second.prompt_ms as f64 / 1000.0);
         }
         let pp_rate = median(pp.clone());
         let tg_rate = median(tg.clone());
@@ -182,6 +183,9 @@ fn main() {
         println!("| tokens evaluated when warm | {new_tokens:.0} |");
         println!("| time to decode those tokens alone at the prompt rate | {new_alone:.3} |");
         println!("| warm / decode-alone | {:.2} |", median(warm.clone()) / new_alone);
+        let decode = median(warm_decode.clone());
+        println!("| engine's own time decoding those tokens on the cached prefix | {decode:.3} |");
+        println!("| warm / that decode time (the engine's overhead) | {:.2} |", median(warm.clone()) / decode);
         println!();
         println!("| memory | MiB |");
         println!("|---|---|");
