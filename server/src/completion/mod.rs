@@ -15,8 +15,10 @@ use parking_lot::Mutex;
 
 use crate::config::Settings;
 use crate::documents::Snapshot;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer};
-use crate::postprocess;
+use crate::engine::{
+    first_word, CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer,
+};
+use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
 use crate::prompt::{self, template, Counter, Estimate, Mode, Parts};
 use decide::{Decision, Scope, Trigger};
@@ -55,6 +57,9 @@ impl Counter for Tokens {
 
 /// Lines shorter than this are not worth a model call when they have no suggestion of their own.
 const LINE_MAX_TOKENS: u32 = 48;
+
+/// Candidates tried for an automatic request when the cursor sits in broken syntax.
+const REPAIR_ATTEMPTS: usize = 2;
 
 /// The pipeline, with its caches.
 #[derive(Default)]
@@ -145,14 +150,36 @@ impl Completer {
         job.required_prefix = healed.to_owned();
         job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
 
+        // When the cursor sits in broken syntax (a body whose header line is missing, a call
+        // without its arguments), candidates are ranked by the errors they leave: the greedy
+        // output is the first try, and alternatives that begin with another word follow it.
+        let errors = match (snapshot.language, &snapshot.tree) {
+            (Some(language), Some(tree)) => {
+                Some((language, tree, syntax::Errors::of(language, &snapshot.text, tree, cursor)))
+            }
+            _ => None,
+        };
+        let repairable = errors.as_ref().is_some_and(|(_, _, e)| e.repairable());
+        // Alternatives begin with another word, unless the user is mid-word: then they are sampled.
+        let other_words = healed.trim().is_empty();
         let wanted = if request.alternatives { 3 } else { 1 };
-        let mut suggestions: Vec<Suggestion> = Vec::new();
-        for attempt in 0..wanted {
-            if attempt > 0 {
-                // Alternatives: sampled, not greedy, with a seed per attempt.
+        let attempts = if request.alternatives {
+            3
+        } else if repairable && other_words {
+            REPAIR_ATTEMPTS
+        } else {
+            1
+        };
+        let mut ranked: Vec<(usize, Suggestion)> = Vec::new();
+        let mut avoid: Vec<String> = Vec::new();
+        for attempt in 0..attempts {
+            if attempt > 0 && other_words {
+                job.avoid = avoid.clone();
+            } else if attempt > 0 {
                 job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
             }
-            let key = cache::key(&job.prompt, &format!("{max_tokens}/{:?}/{:?}", job.sampling, job.required_prefix));
+            let variant = format!("{max_tokens}/{:?}/{:?}/{:?}", job.sampling, job.required_prefix, job.avoid);
+            let key = cache::key(&job.prompt, &variant);
             let cached = self.cache.lock().output(key);
             let raw = match cached {
                 Some(raw) => raw,
@@ -170,11 +197,32 @@ impl Completer {
                 tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
                 continue;
             };
+            match first_word(raw) {
+                Some(word) => avoid.push(word.to_owned()),
+                // Nothing to begin differently from.
+                None if other_words => break,
+                None => {}
+            }
             let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, raw) else { continue };
-            if !suggestions.iter().any(|s| s.text == suggestion.text) {
-                suggestions.push(suggestion);
+            let (left, suggestion) = match &errors {
+                Some((language, tree, found)) if repairable => {
+                    let (left, suggestion) = least_broken(*language, snapshot, tree, suggestion);
+                    tracing::debug!("candidate {attempt} leaves {left} of {} syntax errors", found.before);
+                    (left, suggestion)
+                }
+                _ => (0, suggestion),
+            };
+            if !ranked.iter().any(|(_, s)| s.text == suggestion.text) {
+                ranked.push((left, suggestion));
+            }
+            let repaired = errors.as_ref().is_some_and(|(_, _, found)| left < found.before);
+            if !request.alternatives && (!repairable || repaired) {
+                break;
             }
         }
+        // Fewest errors first; the model's order among equals.
+        ranked.sort_by_key(|(left, _)| *left);
+        let suggestions: Vec<Suggestion> = ranked.into_iter().take(wanted).map(|(_, s)| s).collect();
         if let Some(first) = suggestions.first() {
             self.cache.lock().shown(&snapshot.uri, &snapshot.text, cursor, &first.text);
         }
@@ -185,6 +233,40 @@ impl Completer {
     pub fn forget(&self, uri: &str) {
         self.cache.lock().forget(uri);
     }
+}
+
+/// The suggestion, or the first lines of it, that leaves the fewest syntax errors (see
+/// [`syntax::Errors`]), with that count: a model that writes the missing block header and then
+/// runs on into the body that follows it is cut after the header.
+fn least_broken(
+    language: crate::syntax::Language,
+    snapshot: &Snapshot,
+    tree: &tree_sitter::Tree,
+    suggestion: Suggestion,
+) -> (usize, Suggestion) {
+    let left = |text: &str| {
+        syntax::Errors::left_by(language, &snapshot.text, tree, suggestion.start, suggestion.end, text)
+            .unwrap_or(usize::MAX)
+    };
+    let mut best = (left(&suggestion.text), suggestion.text.clone());
+    let lines: Vec<&str> = suggestion.text.split('\n').collect();
+    for count in (1..lines.len()).rev() {
+        if best.0 == 0 {
+            break;
+        }
+        let shorter = lines[..count].join("\n");
+        if shorter.trim().is_empty() {
+            continue;
+        }
+        let errors = left(&shorter);
+        if errors < best.0 {
+            best = (errors, shorter);
+        }
+    }
+    let (errors, text) = best;
+    // A suggestion cut short no longer reaches the closers it would have replaced.
+    let end = if text.len() < suggestion.text.len() { suggestion.start } else { suggestion.end };
+    (errors, Suggestion { text, end, ..suggestion })
 }
 
 /// Splits the cursor line's text into what the prompt shows and the trailing whitespace and

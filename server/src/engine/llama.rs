@@ -451,6 +451,9 @@ impl Session<'_> {
             return None;
         }
         let required = &running.required;
+        let avoid = &running.job.avoid;
+        // Avoided words apply to what a token adds after required whitespace.
+        let avoiding = !avoid.is_empty() && running.bytes.iter().chain(required).all(u8::is_ascii_whitespace);
         let logits = self.ctx.get_logits_ith(index);
         let best = logits
             .iter()
@@ -460,7 +463,11 @@ impl Session<'_> {
                 // Required indentation is exactly that deep: what follows it is not more of it.
                 let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
                     && required.last().is_some_and(|b| *b == b' ' || *b == b'\t');
-                !piece.is_empty() && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot))
+                let avoided = avoiding
+                    && piece.len() > required.len()
+                    && super::avoided(piece[required.len()..].trim_ascii_start(), avoid);
+                !piece.is_empty()
+                    && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot && !avoided))
             })
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t);
@@ -475,6 +482,28 @@ impl Session<'_> {
                 None
             }
         }
+    }
+
+    /// The most likely token that does not begin one of the words the job avoids, while the
+    /// output has no content yet; `None` when the sampler may choose freely.
+    fn avoiding(&self, running: &Running, index: i32) -> Option<LlamaToken> {
+        if running.job.avoid.is_empty()
+            || !running.required.is_empty()
+            || running.bytes.iter().any(|b| !b.is_ascii_whitespace())
+        {
+            return None;
+        }
+        let logits = self.ctx.get_logits_ith(index);
+        let best = logits
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| {
+                let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
+                !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
+            })
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(t, _)| t)?;
+        Some(LlamaToken(best as i32))
     }
 }
 
@@ -592,7 +621,7 @@ impl Backend for Session<'_> {
             return self.finish(running, StopReason::TimeBudget);
         }
         let Some((_, index)) = self.logits.take() else { return Step::Continue };
-        let token = match self.constrained(running, index) {
+        let token = match self.constrained(running, index).or_else(|| self.avoiding(running, index)) {
             Some(token) => token,
             None => running.sampler.sample(&self.ctx, index),
         };

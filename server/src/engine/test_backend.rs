@@ -8,7 +8,8 @@
 //!   line after FIM_MIDDLE) and `Prompt::Infill`; other prompts hash their text with LEN 0.
 //!   Tests compute the same from their own copy of the text, which proves the completion saw
 //!   every edit sent before it. It reports FIM and repo tokens, so `auto` picks native FIM, and
-//!   honours `Job::required_prefix` by starting its answer with it.
+//!   honours `Job::required_prefix` by starting its answer with it. An alternative that must
+//!   avoid the string's first word (`Job::avoid`) is the hash as a hex number instead.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! The answer is emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between
@@ -110,8 +111,13 @@ impl Backend for TestBackend {
                 (0, messages.iter().map(|m| m.content.as_str()).chain([answer_prefix.as_str()]).collect::<String>())
             }
         };
-        let answer = format!("{}\"{cursor}:{:016x}\"", job.required_prefix, fnv1a(whole.as_bytes()));
-        let size = answer.len().div_ceil(self.tokens);
+        let hash = fnv1a(whole.as_bytes());
+        // Alternatives (`Job::avoid`): a string literal first, then a number, then nothing.
+        let answer = [format!("\"{cursor}:{hash:016x}\""), format!("0x{hash:x}")]
+            .into_iter()
+            .find(|answer| !super::first_word(answer).is_some_and(|word| super::avoided(word.as_bytes(), &job.avoid)))
+            .map_or_else(String::new, |answer| format!("{}{answer}", job.required_prefix));
+        let size = answer.len().div_ceil(self.tokens).max(1);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
         Ok(Running { pieces, next: 0, text: String::new(), cancel, stats })

@@ -3,6 +3,7 @@
 //! the line rules while the model is still generating, so that it stops early instead of being
 //! trimmed afterwards.
 
+pub mod layout;
 pub mod syntax;
 
 use crate::completion::decide::indent_width;
@@ -49,8 +50,14 @@ pub fn clean(candidate: &str, context: &Context) -> String {
 
 /// Where the line rules cut `text` (a byte offset), if anywhere. Used during generation too.
 pub fn stop_at(text: &str, context: &Context) -> Option<usize> {
-    let rules: [fn(&str, &Context) -> Option<usize>; 5] =
-        [cut_single_line, cut_at_suffix_repeat, cut_at_prefix_repeat, cut_at_dedent, cut_at_repetition];
+    let rules: [fn(&str, &Context) -> Option<usize>; 6] = [
+        cut_single_line,
+        cut_at_suffix_repeat,
+        cut_at_prefix_repeat,
+        cut_at_dedent,
+        cut_at_repetition,
+        cut_after_missing_header,
+    ];
     rules.iter().filter_map(|rule| rule(text, context)).min()
 }
 
@@ -106,6 +113,34 @@ pub fn cut_at_suffix_repeat(text: &str, context: &Context) -> Option<usize> {
         }
     }
     None
+}
+
+/// When the code below the cursor is a body whose header is missing (indented deeper than the
+/// code above, which opens no block), the candidate ends with the header it writes: what the
+/// model goes on to write is a second copy of that body.
+pub fn cut_after_missing_header(text: &str, context: &Context) -> Option<usize> {
+    let below = context.below.iter().find(|l| !l.trim().is_empty())?;
+    let body_indent = indent_width(below);
+    let above = std::iter::once(&context.line_before)
+        .chain(context.above.iter().rev())
+        .find(|l| !l.trim().is_empty())
+        .map_or("", String::as_str);
+    if indent_width(above) >= body_indent || opens_block(above) {
+        return None;
+    }
+    for (index, &(start, line)) in complete_lines(text).iter().enumerate() {
+        let whole = if index == 0 { format!("{}{line}", context.line_before) } else { line.to_owned() };
+        if opens_block(&whole) && indent_width(&whole) < body_indent {
+            return Some(start + line.len());
+        }
+    }
+    None
+}
+
+/// Whether a line ends with `:` or an opening bracket (a Python block header, a continued line).
+fn opens_block(line: &str) -> bool {
+    let code = line.split(" #").next().unwrap_or_default().trim_end();
+    code.ends_with([':', '(', '[', '{', ',', '\\'])
 }
 
 /// Cuts where the candidate restates code above the cursor: two consecutive lines equal to two

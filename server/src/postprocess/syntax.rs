@@ -4,6 +4,7 @@
 use ropey::Rope;
 use tree_sitter::{Node, Tree};
 
+use super::layout;
 use crate::syntax::{self, Language};
 
 /// Returns the longest prefix of `candidate` (whole lines, the first line at least) that, spliced
@@ -21,7 +22,7 @@ pub fn keep_valid(
     let mut lines: Vec<&str> = candidate.split('\n').collect();
     while !lines.is_empty() {
         let attempt = lines.join("\n");
-        match spliced_errors(language, text, tree, cursor, replace_end, &attempt) {
+        match errors_after(language, text, tree, cursor, replace_end, &attempt) {
             Some(after) if after <= before => return attempt,
             // Too large to parse: no judgement possible, keep the candidate as it is.
             None => return attempt,
@@ -33,7 +34,86 @@ pub fn keep_valid(
     String::new()
 }
 
-fn spliced_errors(
+/// Syntax errors of the buffer and how a candidate changes them, to rank candidates: one that
+/// repairs the hole the cursor is in (a block's body with no header, a call's missing arguments)
+/// beats one that leaves it broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errors {
+    /// ERROR and MISSING nodes in the buffer as it is.
+    pub before: usize,
+    /// Whether one of them is near the cursor: within the lines around it, or around it.
+    pub near_cursor: bool,
+}
+
+impl Errors {
+    pub fn of(language: Language, text: &Rope, tree: &Tree, cursor: usize) -> Errors {
+        let root = tree.root_node();
+        let line = text.byte_to_line(cursor.min(text.len_bytes()));
+        let breaches = local_breaches(language, text, line, line);
+        let before = errors(root) + breaches;
+        if before == 0 {
+            return Errors { before, near_cursor: false };
+        }
+        let from = text.line_to_byte(line.saturating_sub(1));
+        let to = text.line_to_byte((line + NEAR_LINES).min(text.len_lines()));
+        let mut near_cursor = breaches > 0;
+        visit_errors(root, &mut |node| {
+            let starts_near = (from..to).contains(&node.start_byte());
+            let around = node.start_byte() <= cursor && cursor <= node.end_byte();
+            near_cursor |= starts_near || around;
+        });
+        Errors { before, near_cursor }
+    }
+
+    /// Whether a candidate is worth ranking by the errors it leaves.
+    pub fn repairable(&self) -> bool {
+        self.near_cursor
+    }
+
+    /// The errors left when `insert` replaces `cursor..replace_end`, counted as [`Errors::of`]
+    /// counts them; `None` when the text is too large to parse.
+    pub fn left_by(
+        language: Language,
+        text: &Rope,
+        tree: &Tree,
+        cursor: usize,
+        replace_end: usize,
+        insert: &str,
+    ) -> Option<usize> {
+        let (rope, parsed) = splice(language, text, tree, cursor, replace_end, insert)?;
+        let first = rope.byte_to_line(cursor);
+        let last = first + insert.matches('\n').count();
+        Some(errors(parsed.root_node()) + local_breaches(language, &rope, first, last))
+    }
+}
+
+/// Breaches of the layout rule (Python only) among the lines `first..=last` and the code lines
+/// just around them.
+fn local_breaches(language: Language, text: &Rope, first: usize, last: usize) -> usize {
+    if language != Language::Python {
+        return 0;
+    }
+    let blank = |line: usize| text.line(line).chars().all(char::is_whitespace);
+    let (mut from, mut code) = (first, 0);
+    while from > 0 && code < 2 && first - from < 10 {
+        from -= 1;
+        code += usize::from(!blank(from));
+    }
+    let (mut to, mut code) = (last.min(text.len_lines().saturating_sub(1)), 0);
+    while to + 1 < text.len_lines() && code < 3 && to - last < 10 {
+        to += 1;
+        code += usize::from(!blank(to));
+    }
+    let lines: Vec<String> = (from..=to).map(|line| text.line(line).to_string()).collect();
+    layout::unexpected_indents(lines.iter().map(|line| line.trim_end_matches(['\n', '\r'])))
+}
+
+/// Lines below the cursor where an error counts as part of the cursor's hole.
+const NEAR_LINES: usize = 3;
+
+/// Count of ERROR and MISSING nodes after `insert` replaces `cursor..replace_end`; `None` when
+/// the text is too large to parse.
+fn errors_after(
     language: Language,
     text: &Rope,
     tree: &Tree,
@@ -41,6 +121,18 @@ fn spliced_errors(
     replace_end: usize,
     insert: &str,
 ) -> Option<usize> {
+    splice(language, text, tree, cursor, replace_end, insert).map(|(_, parsed)| errors(parsed.root_node()))
+}
+
+/// The buffer with `insert` in place of `cursor..replace_end`, and its new tree.
+fn splice(
+    language: Language,
+    text: &Rope,
+    tree: &Tree,
+    cursor: usize,
+    replace_end: usize,
+    insert: &str,
+) -> Option<(Rope, Tree)> {
     let mut rope = text.clone();
     let start_char = rope.byte_to_char(cursor);
     let end_char = rope.byte_to_char(replace_end.max(cursor));
@@ -50,20 +142,26 @@ fn spliced_errors(
     let mut edited = tree.clone();
     edited.edit(&syntax::edit_for(&before, &rope, cursor, replace_end.max(cursor), insert.len()));
     let parsed = syntax::parse(language, &rope, Some(&edited))?;
-    Some(errors(parsed.root_node()))
+    Some((rope, parsed))
 }
 
 /// Counts ERROR and MISSING nodes.
 fn errors(root: Node) -> usize {
-    if !root.has_error() {
-        return 0;
-    }
     let mut count = 0;
+    visit_errors(root, &mut |_| count += 1);
+    count
+}
+
+/// Calls `found` for every ERROR and MISSING node, outermost first, not inside ERROR nodes.
+fn visit_errors(root: Node, found: &mut impl FnMut(Node)) {
+    if !root.has_error() {
+        return;
+    }
     let mut cursor = root.walk();
     loop {
         let node = cursor.node();
         if node.is_error() || node.is_missing() {
-            count += 1;
+            found(node);
         }
         let descend = node.has_error() && !node.is_error() && cursor.goto_first_child();
         if descend {
@@ -71,7 +169,7 @@ fn errors(root: Node) -> usize {
         }
         while !cursor.goto_next_sibling() {
             if !cursor.goto_parent() {
-                return count;
+                return;
             }
         }
     }

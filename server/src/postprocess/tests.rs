@@ -126,3 +126,24 @@ fn restating_the_code_above_is_cut() {
     ctx.above = vec!["    }".into(), "}".into()];
     assert_eq!(clean("    }\n}\nfn more() {}", &ctx), "    }\n}\nfn more() {}");
 }
+
+#[test]
+fn a_missing_header_ends_the_candidate() {
+    // HumanEval/36: the hole is `for c in s:` above its body; the model wrote a second body.
+    let mut ctx = context("", "", &["        ans += (c == '7')", "    return ans"], 4);
+    ctx.above = vec!["    ans = 0".into()];
+    assert_eq!(
+        clean("    for c in s:\n        if c == '7':\n            ans += 1\n    return ans\n", &ctx),
+        "    for c in s:"
+    );
+    // The header was already there: the body is the candidate's to write.
+    ctx.above = vec!["    for c in s:".into()];
+    assert_eq!(
+        clean("        if c == '7':\n            ans += 1\n", &ctx),
+        "        if c == '7':\n            ans += 1"
+    );
+    // The code below continues at the same depth: no header is missing.
+    let mut ctx = context("", "", &["    return ans"], 4);
+    ctx.above = vec!["    ans = 0".into()];
+    assert_eq!(clean("    for c in s:\n        ans += 1\n", &ctx), "    for c in s:\n        ans += 1");
+}
