@@ -12,6 +12,10 @@ characters (regex `\\w+`) and after every newline, so a chunk is the punctuation
 indentation before a word plus the word ("    maxc", " = max", "(r"), or the rest of a line with
 its newline ("):\\n"). One request per chunk, after the chunk is typed.
 
+Typing pace (`--chars-per-second`, default 0 = none): before each chunk the replay waits as long
+as typing it takes at that pace. A server may work in the background meanwhile (mistral-lsp's
+`completion.precompute`); with 0 the next chunk follows the answer at once.
+
 "Right": the suggestion's first line (as inserted at the cursor) equals the rest of the line the
 user is about to type, both without trailing whitespace. Where the rest of the line is empty (the
 cursor at a line end), right means the suggestion's first line is empty or blank and the
@@ -226,6 +230,8 @@ def replay(systems, functions, args, lsp_binary, records, checkpoint, limit=None
                 typer.open(uri, document, cursor)
             typed = 0
             for index, chunk in enumerate(pieces[:limit] if limit else pieces):
+                if args.chars_per_second:
+                    time.sleep(len(chunk) / args.chars_per_second)
                 typed += len(chunk)
                 remaining = text[typed:]
                 for typer in typers:
@@ -286,6 +292,8 @@ def main():
     benchlib.add_common_arguments(parser)
     parser.add_argument("--functions", type=int, help="only the first N of the 8 functions (quick runs)")
     parser.add_argument("--limit", type=int, help="only the first N chunks of each function (quick runs)")
+    parser.add_argument("--chars-per-second", type=float, default=0.0,
+                        help="typing pace: wait len(chunk)/N seconds before each chunk (default 0, no wait)")
     args = parser.parse_args()
     systems = benchlib.parse_systems(args.systems)
     if args.report:
@@ -301,7 +309,7 @@ def main():
     out = args.out or benchlib.default_results_path("typing-replay")
     meta = benchlib.run_metadata(args, lsp_info)
     meta.update({"benchmark": "typing-replay", "functions": [f"{m}.{f}" for m, f in functions],
-                 "limit": args.limit})
+                 "limit": args.limit, "chars_per_second": args.chars_per_second, "lsp_args": args.lsp_arg})
     records = []
     started = time.monotonic()
 
@@ -318,7 +326,8 @@ def main():
     table = summarize(records, systems)
     benchlib.write_results(out, {"meta": meta, "records": records, "table": table})
     print(f"Typing replay, {len(functions)} functions, {meta['model']}, {args.threads} threads, "
-          f"-c {args.context_size}; {benchlib.describe_source(meta)}; {meta['date']}; {meta['elapsed_s']} s\n")
+          f"-c {args.context_size}; {benchlib.describe_source(meta)}; {meta['date']}; {meta['elapsed_s']} s; "
+          f"typing pace {args.chars_per_second or 'none'} chars/s; mistral-lsp args {args.lsp_arg or 'none'}\n")
     print(table)
     log(f"bench: records in {os.path.relpath(out, benchlib.REPO)}")
 

@@ -182,6 +182,7 @@ pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, co
         others: Vec::new(),
         chunks: Vec::new(),
         root: absolute.parent().map(std::path::Path::to_path_buf),
+        speculate: false,
     };
     let suggestions = Completer::default()
         .suggest(&engine, settings, &request, CancelToken::new())

@@ -96,6 +96,31 @@ fn qwen_fills_a_small_python_function() {
 }
 
 #[test]
+fn an_alternative_begins_with_another_word_whatever_the_tokens() {
+    let _turn = turn();
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let prefix = "def count_sevens(s):\n    ans = 0\n";
+        let suffix = "\n        ans += (c == '7')\n    return ans\n";
+        let greedy = engine.generate(infill(prefix, suffix, 12), CancelToken::new()).await.unwrap().text;
+        let word = mistral_lsp::engine::first_word(&greedy).expect("some output").to_owned();
+        let mut job = infill(prefix, suffix, 12);
+        job.avoid = vec![word.clone()];
+        let other = engine.generate(job, CancelToken::new()).await.unwrap().text;
+        let other_word = mistral_lsp::engine::first_word(&other).unwrap_or_default();
+        assert!(!other_word.starts_with(&word) && !word.starts_with(other_word), "{greedy:?} then {other:?}");
+        // Required indentation is kept, and the word after it still avoided.
+        let mut job = infill(prefix, suffix, 12);
+        job.required_prefix = "    ".into();
+        job.avoid = vec![word.clone()];
+        let indented = engine.generate(job, CancelToken::new()).await.unwrap().text;
+        assert!(indented.starts_with("    "), "{indented:?}");
+        let indented_word = mistral_lsp::engine::first_word(&indented).unwrap_or_default();
+        assert!(!indented_word.starts_with(&word) && !word.starts_with(indented_word), "{indented:?}");
+    });
+}
+
+#[test]
 fn a_shared_prefix_is_not_evaluated_again() {
     let _turn = turn();
     runtime().block_on(async {

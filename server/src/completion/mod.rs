@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod context;
 pub mod decide;
+pub mod speculate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub struct Suggestion {
 }
 
 /// What the pipeline needs besides the document.
+#[derive(Clone)]
 pub struct Request {
     pub snapshot: Snapshot,
     pub cursor: usize,
@@ -44,6 +46,9 @@ pub struct Request {
     pub chunks: Vec<Chunk>,
     /// The workspace folder, for relative paths and the project name.
     pub root: Option<PathBuf>,
+    /// After a suggestion from the model is shown, work out the next one in the background (see
+    /// [`speculate`]).
+    pub speculate: bool,
 }
 
 /// Counts with the model's tokenizer.
@@ -64,7 +69,9 @@ const REPAIR_ATTEMPTS: usize = 2;
 /// The pipeline, with its caches.
 #[derive(Default)]
 pub struct Completer {
-    cache: Mutex<cache::Cache>,
+    cache: Arc<Mutex<cache::Cache>>,
+    /// The background job working out the suggestion after an acceptance, if any.
+    speculation: Mutex<Option<CancelToken>>,
 }
 
 impl Completer {
@@ -88,151 +95,204 @@ impl Completer {
             tracing::debug!("typed through the suggestion: answering its rest without the model");
             return Ok(vec![Suggestion { text: rest, start: cursor, end: cursor }]);
         }
-        let model = match engine.state() {
-            State::Ready { model, .. } => model,
-            State::Loading { .. } => return Err(EngineError::NotReady),
-            State::Failed { message } => return Err(EngineError::Unavailable(message)),
-        };
-        let mode = template::choose(settings.fim_mode, &model);
-        let tokenizer = engine.tokenizer().map(Tokens);
-        let counter: &dyn Counter = match &tokenizer {
-            Some(tokens) => tokens,
-            None => &Estimate,
-        };
-        let mut window = prompt::window::window(
-            &snapshot.text,
-            snapshot.tree.as_ref(),
-            cursor,
-            settings.prefix_tokens as usize,
-            settings.suffix_tokens as usize,
-            counter,
-        );
-        let root = request.root.as_deref();
-        let extras = context::extras(
-            snapshot,
-            &window,
-            &request.others,
-            &request.chunks,
-            root,
-            settings.extra_tokens as usize,
-            counter,
-        );
-        // Token healing: the prompt stops before the cursor line's trailing whitespace and partial
-        // word, which the model then writes itself with its natural tokens ("return" then " a",
-        // not "return " then "a"); the healed part is removed from its output again.
-        let (forced, healed) = heal_split(&decision.line_before);
-        window.line_before = forced.to_owned();
-        let path = context::display_path(&snapshot.uri, root);
-        let repo =
-            root.and_then(|r| r.file_name()).map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into());
-        let single_line = decision.scope == Scope::Line;
-        let parts = Parts {
-            window: &window,
-            path: &path,
-            language_id: &snapshot.language_id,
-            repo: &repo,
-            extras: &extras,
-            repo_tokens: model.has_repo_tokens,
-            single_line,
-        };
-        let prompt = template::build(mode, &parts);
-        let rules = postprocess_context(snapshot, &decision);
-        let generation_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
-        let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
-        let mut job = Job::new(Priority::Interactive, prompt, max_tokens);
-        job.sampling = settings.sampling;
-        if mode == Mode::Instruct {
-            job.stop = vec!["```".into()];
-        }
-        let stop_rules = generation_rules;
-        // What the user typed is required; indentation the user has not typed is left to the
-        // model (forcing whitespace tokens of our choosing derails small models).
-        job.required_prefix = healed.to_owned();
-        job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
-
-        // When the cursor sits in broken syntax (a body whose header line is missing, a call
-        // without its arguments), candidates are ranked by the errors they leave: the greedy
-        // output is the first try, and alternatives that begin with another word follow it.
-        let errors = match (snapshot.language, &snapshot.tree) {
-            (Some(language), Some(tree)) => {
-                Some((language, tree, syntax::Errors::of(language, &snapshot.text, tree, cursor)))
-            }
-            _ => None,
-        };
-        let repairable = errors.as_ref().is_some_and(|(_, _, e)| e.repairable());
-        // Alternatives begin with another word, unless the user is mid-word: then they are sampled.
-        let other_words = healed.trim().is_empty();
-        let wanted = if request.alternatives { 3 } else { 1 };
-        let attempts = if request.alternatives {
-            3
-        } else if repairable && other_words {
-            REPAIR_ATTEMPTS
-        } else {
-            1
-        };
-        let mut ranked: Vec<(usize, Suggestion)> = Vec::new();
-        let mut avoid: Vec<String> = Vec::new();
-        for attempt in 0..attempts {
-            if attempt > 0 && other_words {
-                job.avoid = avoid.clone();
-            } else if attempt > 0 {
-                job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
-            }
-            let variant = format!("{max_tokens}/{:?}/{:?}/{:?}", job.sampling, job.required_prefix, job.avoid);
-            let key = cache::key(&job.prompt, &variant);
-            let cached = self.cache.lock().output(key);
-            let raw = match cached {
-                Some(raw) => raw,
-                None => {
-                    let output = engine.generate(job.clone(), cancel.clone()).await?;
-                    if cancel.is_cancelled() {
-                        return Err(EngineError::Cancelled);
-                    }
-                    self.cache.lock().store_output(key, output.text.clone());
-                    output.text
-                }
-            };
-            tracing::debug!("raw output: {raw:?}");
-            let Some(raw) = unheal(&raw, healed) else {
-                tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
-                continue;
-            };
-            match first_word(raw) {
-                Some(word) => avoid.push(word.to_owned()),
-                // Nothing to begin differently from.
-                None if other_words => break,
-                None => {}
-            }
-            let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, raw) else { continue };
-            let (left, suggestion) = match &errors {
-                Some((language, tree, found)) if repairable => {
-                    let (left, suggestion) = least_broken(*language, snapshot, tree, suggestion);
-                    tracing::debug!("candidate {attempt} leaves {left} of {} syntax errors", found.before);
-                    (left, suggestion)
-                }
-                _ => (0, suggestion),
-            };
-            if !ranked.iter().any(|(_, s)| s.text == suggestion.text) {
-                ranked.push((left, suggestion));
-            }
-            let repaired = errors.as_ref().is_some_and(|(_, _, found)| left < found.before);
-            if !request.alternatives && (!repairable || repaired) {
-                break;
-            }
-        }
-        // Fewest errors first; the model's order among equals.
-        ranked.sort_by_key(|(left, _)| *left);
-        let suggestions: Vec<Suggestion> = ranked.into_iter().take(wanted).map(|(_, s)| s).collect();
+        let suggestions = run(&self.cache, engine, settings, request, &decision, Priority::Interactive, cancel).await?;
         if let Some(first) = suggestions.first() {
             self.cache.lock().shown(&snapshot.uri, &snapshot.text, cursor, &first.text);
+            if request.speculate && settings.precompute {
+                self.speculate(engine, settings, request, first);
+            }
         }
         Ok(suggestions)
+    }
+
+    /// Starts working out, at idle priority, the suggestion the editor will ask for once `shown`
+    /// is accepted and the user starts the next line. Its outputs land in the output cache,
+    /// where that request finds them. Replaces the previous speculation.
+    fn speculate(&self, engine: &Engine, settings: &Settings, request: &Request, shown: &Suggestion) {
+        self.stop_speculating();
+        let Some((document, cursor)) = speculate::accepted(&request.snapshot, shown) else { return };
+        let snapshot = document.snapshot();
+        let decision = decide::decide(&snapshot.text, snapshot.tree.as_ref(), cursor, Trigger::Automatic);
+        if decision.scope == Scope::Nothing {
+            return;
+        }
+        let cancel = CancelToken::new();
+        *self.speculation.lock() = Some(cancel.clone());
+        let request = Request { snapshot, cursor, trigger: Trigger::Automatic, alternatives: false, ..request.clone() };
+        let (cache, engine, settings) = (self.cache.clone(), engine.clone(), settings.clone());
+        tokio::spawn(async move {
+            let result = run(&cache, &engine, &settings, &request, &decision, Priority::Background, cancel).await;
+            tracing::debug!("speculation at {}: {result:?}", request.cursor);
+        });
+    }
+
+    /// Cancels the background work for a suggestion that is no longer on screen.
+    pub fn stop_speculating(&self) {
+        if let Some(cancel) = self.speculation.lock().take() {
+            cancel.cancel();
+        }
     }
 
     /// Forgets what was shown for a closed document.
     pub fn forget(&self, uri: &str) {
         self.cache.lock().forget(uri);
     }
+}
+
+/// The model's part of the pipeline: prompt, engine (or output cache), post-processing, ranking.
+async fn run(
+    cache: &Mutex<cache::Cache>,
+    engine: &Engine,
+    settings: &Settings,
+    request: &Request,
+    decision: &Decision,
+    priority: Priority,
+    cancel: CancelToken,
+) -> Result<Vec<Suggestion>, EngineError> {
+    let snapshot = &request.snapshot;
+    let cursor = request.cursor;
+    let model = match engine.state() {
+        State::Ready { model, .. } => model,
+        State::Loading { .. } => return Err(EngineError::NotReady),
+        State::Failed { message } => return Err(EngineError::Unavailable(message)),
+    };
+    let mode = template::choose(settings.fim_mode, &model);
+    let tokenizer = engine.tokenizer().map(Tokens);
+    let counter: &dyn Counter = match &tokenizer {
+        Some(tokens) => tokens,
+        None => &Estimate,
+    };
+    let mut window = prompt::window::window(
+        &snapshot.text,
+        snapshot.tree.as_ref(),
+        cursor,
+        settings.prefix_tokens as usize,
+        settings.suffix_tokens as usize,
+        counter,
+    );
+    let root = request.root.as_deref();
+    let extras = context::extras(
+        snapshot,
+        &window,
+        &request.others,
+        &request.chunks,
+        root,
+        settings.extra_tokens as usize,
+        counter,
+    );
+    // Token healing: the prompt stops before the cursor line's trailing whitespace and partial
+    // word, which the model then writes itself with its natural tokens ("return" then " a",
+    // not "return " then "a"); the healed part is removed from its output again.
+    let (forced, healed) = heal_split(&decision.line_before);
+    window.line_before = forced.to_owned();
+    let path = context::display_path(&snapshot.uri, root);
+    let repo = root.and_then(|r| r.file_name()).map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into());
+    let single_line = decision.scope == Scope::Line;
+    let parts = Parts {
+        window: &window,
+        path: &path,
+        language_id: &snapshot.language_id,
+        repo: &repo,
+        extras: &extras,
+        repo_tokens: model.has_repo_tokens,
+        single_line,
+    };
+    let prompt = template::build(mode, &parts);
+    let rules = postprocess_context(snapshot, &decision);
+    let generation_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
+    let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
+    let mut job = Job::new(priority, prompt, max_tokens);
+    job.sampling = settings.sampling;
+    if mode == Mode::Instruct {
+        job.stop = vec!["```".into()];
+    }
+    let stop_rules = generation_rules;
+    // What the user typed is required; indentation the user has not typed is left to the
+    // model (forcing whitespace tokens of our choosing derails small models).
+    job.required_prefix = healed.to_owned();
+    job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
+
+    // When the cursor sits in broken syntax (a body whose header line is missing, a call
+    // without its arguments), candidates are ranked by the errors they leave: the greedy
+    // output is the first try, and alternatives that begin with another word follow it.
+    let errors = match (snapshot.language, &snapshot.tree) {
+        (Some(language), Some(tree)) => {
+            Some((language, tree, syntax::Errors::of(language, &snapshot.text, tree, cursor)))
+        }
+        _ => None,
+    };
+    let repairable = errors.as_ref().is_some_and(|(_, _, e)| e.repairable());
+    // Alternatives begin with another word, unless the user is mid-word: then they are sampled.
+    let other_words = healed.trim().is_empty();
+    let wanted = if request.alternatives { 3 } else { 1 };
+    let attempts = if request.alternatives {
+        3
+    } else if repairable && other_words {
+        REPAIR_ATTEMPTS
+    } else {
+        1
+    };
+    let mut ranked: Vec<(usize, Suggestion)> = Vec::new();
+    let mut avoid: Vec<String> = Vec::new();
+    for attempt in 0..attempts {
+        if attempt > 0 && other_words {
+            job.avoid = avoid.clone();
+        } else if attempt > 0 {
+            job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
+        }
+        let variant = |required: &str| format!("{max_tokens}/{:?}/{required:?}/{:?}", job.sampling, job.avoid);
+        let key = cache::key(&job.prompt, &variant(&job.required_prefix));
+        // An output made without typed indentation (a speculation, see `speculate`) serves
+        // any indentation it begins with: the prompt is the same, since healing leaves
+        // trailing whitespace out of it.
+        let exact = cache.lock().output(key);
+        let cached = exact.or_else(|| {
+            let unindented = cache::key(&job.prompt, &variant(""));
+            let raw = cache.lock().output(unindented)?;
+            (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
+        });
+        let raw = match cached {
+            Some(raw) => raw,
+            None => {
+                let output = engine.generate(job.clone(), cancel.clone()).await?;
+                if cancel.is_cancelled() {
+                    return Err(EngineError::Cancelled);
+                }
+                cache.lock().store_output(key, output.text.clone());
+                output.text
+            }
+        };
+        tracing::debug!("raw output: {raw:?}");
+        let Some(raw) = unheal(&raw, healed) else {
+            tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
+            continue;
+        };
+        match first_word(raw) {
+            Some(word) => avoid.push(word.to_owned()),
+            // Nothing to begin differently from.
+            None if other_words => break,
+            None => {}
+        }
+        let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, raw) else { continue };
+        let (left, suggestion) = match &errors {
+            Some((language, tree, found)) if repairable => {
+                let (left, suggestion) = least_broken(*language, snapshot, tree, suggestion);
+                tracing::debug!("candidate {attempt} leaves {left} of {} syntax errors", found.before);
+                (left, suggestion)
+            }
+            _ => (0, suggestion),
+        };
+        if !ranked.iter().any(|(_, s)| s.text == suggestion.text) {
+            ranked.push((left, suggestion));
+        }
+        let repaired = errors.as_ref().is_some_and(|(_, _, found)| left < found.before);
+        if !request.alternatives && (!repairable || repaired) {
+            break;
+        }
+    }
+    // Fewest errors first; the model's order among equals.
+    ranked.sort_by_key(|(left, _)| *left);
+    Ok(ranked.into_iter().take(wanted).map(|(_, s)| s).collect())
 }
 
 /// The suggestion, or the first lines of it, that leaves the fewest syntax errors (see

@@ -59,6 +59,13 @@ pub const SETTINGS: &[SettingDef] = &[
         env: None,
     },
     SettingDef {
+        key: "completion.precompute",
+        kind: Kind::Bool,
+        default: "true",
+        description: "After a suggestion is shown, work out the next line's suggestion in the background, so that it is ready when the suggestion is accepted.",
+        env: None,
+    },
+    SettingDef {
         key: "completion.disabledLanguages",
         kind: Kind::StringList,
         default: "[]",
@@ -135,6 +142,7 @@ pub struct Settings {
     pub fim_mode: FimMode,
     pub completion_enabled: bool,
     pub max_tokens: u32,
+    pub precompute: bool,
     pub disabled_languages: Vec<String>,
     pub prefix_tokens: u32,
     pub suffix_tokens: u32,
@@ -173,6 +181,7 @@ impl Settings {
             },
             completion_enabled: value("completion.enabled").as_bool().unwrap_or(true),
             max_tokens: integer("completion.maxTokens"),
+            precompute: value("completion.precompute").as_bool().unwrap_or(true),
             disabled_languages: value("completion.disabledLanguages")
                 .as_array()
                 .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())

@@ -56,20 +56,32 @@ impl Document {
         let end_result = position::byte_offset(&self.text, end, encoding);
         let clamped = start_result.is_err() || end_result.is_err();
         let len = self.text.len_bytes();
-        let mut start = start_result.unwrap_or(len);
+        let start = start_result.unwrap_or(len);
         let end = end_result.unwrap_or(len);
         // A reversed range is treated as the range between the two positions.
-        let (start_byte, end_byte) = if start <= end { (start, end) } else { (end, start) };
-        start = start_byte;
+        self.replace(start.min(end), start.max(end), &change.text);
+        clamped
+    }
+
+    /// Replaces bytes `start..end` and edits the tree to match, without re-parsing yet.
+    fn replace(&mut self, start: usize, end: usize, text: &str) {
         let before = self.text.clone();
         let start_char = self.text.byte_to_char(start);
-        let end_char = self.text.byte_to_char(end_byte);
+        let end_char = self.text.byte_to_char(end);
         self.text.remove(start_char..end_char);
-        self.text.insert(start_char, &change.text);
+        self.text.insert(start_char, text);
         if let Some(tree) = &mut self.tree {
-            tree.edit(&syntax::edit_for(&before, &self.text, start, end_byte, change.text.len()));
+            tree.edit(&syntax::edit_for(&before, &self.text, start, end, text.len()));
         }
-        clamped
+    }
+
+    /// A copy with bytes `start..end` replaced by `text` (on char boundaries), re-parsed: the
+    /// document as it would be after an edit the editor has not made yet.
+    pub fn edited(&self, start: usize, end: usize, text: &str) -> Document {
+        let mut copy = self.clone();
+        copy.replace(start, end, text);
+        copy.reparse();
+        copy
     }
 
     /// Applies the changes of one `didChange` in order, then re-parses once.

@@ -66,6 +66,7 @@ pub(super) async fn suggest(
         chunks: session.ring.lock().relevant(&around),
         root: session.root.read().clone(),
         snapshot: snapshot.clone(),
+        speculate: true,
     };
     let result = session.completer.suggest(&engine, &settings, &request, cancel.clone()).await;
     if cancel.is_cancelled() {

@@ -40,6 +40,8 @@ pub async fn start_engine(server: &Server) {
             return;
         }
     };
+    // A speculation holds the old engine (and its model) until it ends: stop it.
+    session.completer.stop_speculating();
     *session.engine.write() = Some(engine.clone());
     let support = *session.client.read();
     tokio::spawn(report(server.client.clone(), engine, support.work_done_progress));

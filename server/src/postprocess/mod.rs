@@ -39,6 +39,7 @@ pub fn clean(candidate: &str, context: &Context) -> String {
     if let Some(cut) = stop_at(&text, context) {
         text.truncate(cut);
     }
+    text = drop_unreachable_tail(&text, context);
     // Closers alone after the cursor (auto-inserted) are replaced by the suggestion instead, when
     // it supplies them itself; see `completion::finish`.
     if !closers_only(&context.line_after) {
@@ -141,6 +142,40 @@ pub fn cut_after_missing_header(text: &str, context: &Context) -> Option<usize> 
 fn opens_block(line: &str) -> bool {
     let code = line.split(" #").next().unwrap_or_default().trim_end();
     code.ends_with([':', '(', '[', '{', ',', '\\'])
+}
+
+/// Drops a last line that ends its block (`return`, `raise`, `break`, `continue`) when code at
+/// the same depth follows it below the cursor: that code would be unreachable, so the line is
+/// a variant of the code below, not the missing piece (HumanEval/19: the model closed the dict
+/// and then wrote its own version of the `return` that follows).
+pub fn drop_unreachable_tail(text: &str, context: &Context) -> String {
+    let body = text.trim_end_matches(['\n', ' ', '\t']);
+    let (head, last) = match body.rfind('\n') {
+        Some(at) => (&body[..at], &body[at + 1..]),
+        None => ("", body),
+    };
+    let first_line = !body.contains('\n');
+    if first_line && !context.line_before.trim().is_empty() {
+        // The user began the line: it is theirs, whatever follows.
+        return text.to_owned();
+    }
+    let whole = if first_line { format!("{}{last}", context.line_before) } else { last.to_owned() };
+    let word = whole.split_whitespace().next().unwrap_or_default();
+    let ends_block = ["return", "raise", "break", "continue"]
+        .iter()
+        .any(|k| word == *k || word.strip_prefix(k).is_some_and(|rest| rest.starts_with([';', '('])));
+    let next = context.below.iter().map(|l| l.trim_end()).find(|l| {
+        let code = l.trim_start();
+        !code.is_empty() && !code.starts_with('#') && !code.starts_with("//")
+    });
+    let unreachable = next.is_some_and(|next| indent_width(next) == indent_width(&whole));
+    if !ends_block || !unreachable || !context.line_after.trim().is_empty() {
+        return text.to_owned();
+    }
+    if first_line {
+        return String::new();
+    }
+    format!("{head}\n")
 }
 
 /// Cuts where the candidate restates code above the cursor: two consecutive lines equal to two

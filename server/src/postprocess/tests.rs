@@ -147,3 +147,20 @@ fn a_missing_header_ends_the_candidate() {
     ctx.above = vec!["    ans = 0".into()];
     assert_eq!(clean("    for c in s:\n        ans += 1\n", &ctx), "    for c in s:\n        ans += 1");
 }
+
+#[test]
+fn a_block_ending_line_before_code_at_its_depth_is_dropped() {
+    // HumanEval/19: the hole is `}`; the model went on with its own `return`.
+    let ctx = context("", "", &["", "    return ' '.join(sorted(words))"], 4);
+    assert_eq!(clean("    }\n    return ' '.join(words)\n", &ctx), "    }");
+    assert_eq!(clean("    return words\n", &ctx), "");
+    // Code below at a lower depth is reachable: the line stays.
+    let ctx = context("", "", &["", "def other():"], 4);
+    assert_eq!(clean("    return words\n", &ctx), "    return words");
+    // Not a block-ending line.
+    let ctx = context("", "", &["    return total"], 4);
+    assert_eq!(clean("    total += 1\n", &ctx), "    total += 1");
+    // The user typed `return` already: their line, whatever follows.
+    let ctx = context("    return ", "", &["    x = 1"], 4);
+    assert_eq!(clean("a\n", &ctx), "a");
+}
