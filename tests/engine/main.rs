@@ -121,6 +121,22 @@ fn an_alternative_begins_with_another_word_whatever_the_tokens() {
 }
 
 #[test]
+fn required_indentation_is_followed_by_code_not_more_blanks() {
+    let _turn = turn();
+    runtime().block_on(async {
+        let engine = qwen().await;
+        // Twelve spaces typed on an empty line of a deep block (HumanEval/56): a token of twelve
+        // blanks would use them up, and the model then wrote nothing but blanks.
+        let prefix = "def correct(brackets):\n    depth = 0\n    for b in brackets:\n        if b == '<':\n";
+        let mut job = infill(prefix, "\n        else:\n            depth -= 1\n    return depth == 0\n", 12);
+        job.required_prefix = " ".repeat(12);
+        let output = engine.generate(job, CancelToken::new()).await.unwrap().text;
+        let rest = output.strip_prefix(&" ".repeat(12)).unwrap_or_else(|| panic!("{output:?}"));
+        assert!(rest.starts_with(|c: char| !c.is_whitespace()), "{output:?}");
+    });
+}
+
+#[test]
 fn a_shared_prefix_is_not_evaluated_again() {
     let _turn = turn();
     runtime().block_on(async {

@@ -63,7 +63,7 @@ impl Counter for Tokens {
 /// Lines shorter than this are not worth a model call when they have no suggestion of their own.
 const LINE_MAX_TOKENS: u32 = 48;
 
-/// Candidates tried for an automatic request when the cursor sits in broken syntax.
+/// Candidates tried for an automatic request when the first is dropped or leaves broken syntax.
 const REPAIR_ATTEMPTS: usize = 2;
 
 /// The pipeline, with its caches.
@@ -198,7 +198,7 @@ async fn run(
         single_line,
     };
     let prompt = template::build(mode, &parts);
-    let rules = postprocess_context(snapshot, &decision);
+    let rules = postprocess_context(snapshot, decision);
     let generation_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
     let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
     let mut job = Job::new(priority, prompt, max_tokens);
@@ -225,9 +225,11 @@ async fn run(
     // Alternatives begin with another word, unless the user is mid-word: then they are sampled.
     let other_words = healed.trim().is_empty();
     let wanted = if request.alternatives { 3 } else { 1 };
+    // An automatic request tries another word when the first answer is dropped (it only
+    // repeated the code below, say) or leaves the code broken.
     let attempts = if request.alternatives {
         3
-    } else if repairable && other_words {
+    } else if other_words {
         REPAIR_ATTEMPTS
     } else {
         1
@@ -273,7 +275,7 @@ async fn run(
             None if other_words => break,
             None => {}
         }
-        let Some(suggestion) = finish(snapshot, cursor, &decision, &rules, mode, raw) else { continue };
+        let Some(suggestion) = finish(snapshot, cursor, decision, &rules, mode, raw) else { continue };
         let (left, suggestion) = match &errors {
             Some((language, tree, found)) if repairable => {
                 let (left, suggestion) = least_broken(*language, snapshot, tree, suggestion);

@@ -463,10 +463,17 @@ impl Session<'_> {
                 // Required indentation is exactly that deep: what follows it is not more of it.
                 let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
                     && required.last().is_some_and(|b| *b == b' ' || *b == b'\t');
+                // A required space ends with the word after it (" x" after "return"; eleven spaces
+                // then " depth" for twelve): a token of blanks alone that uses it up is not how the
+                // text was written, and the model, taking it, goes on writing blanks.
+                let blank_end = required.last() == Some(&b' ')
+                    && piece.len() >= required.len()
+                    && piece.iter().all(u8::is_ascii_whitespace);
                 let avoided = avoiding
                     && piece.len() > required.len()
                     && super::avoided(piece[required.len()..].trim_ascii_start(), avoid);
                 !piece.is_empty()
+                    && !blank_end
                     && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot && !avoided))
             })
             .max_by(|a, b| a.1.total_cmp(b.1))
