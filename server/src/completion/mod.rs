@@ -121,7 +121,7 @@ impl Completer {
         let request = Request { snapshot, cursor, trigger: Trigger::Automatic, alternatives: false, ..request.clone() };
         let (cache, engine, settings) = (self.cache.clone(), engine.clone(), settings.clone());
         tokio::spawn(async move {
-            let result = run(&cache, &engine, &settings, &request, &decision, Priority::Background, cancel).await;
+            let result = run(&cache, &engine, &settings, &request, &decision, Priority::Idle, cancel).await;
             tracing::debug!("speculation at {}: {result:?}", request.cursor);
         });
     }
