@@ -95,6 +95,9 @@ impl Completer {
             tracing::debug!("typed through the suggestion: answering its rest without the model");
             return Ok(vec![Suggestion { text: rest, start: cursor, end: cursor }]);
         }
+        // The model is needed: whatever the last speculation was for, it is not this (a finished
+        // one left its output in the cache), and it would only take turns with this request.
+        self.stop_speculating();
         let suggestions = run(&self.cache, engine, settings, request, &decision, Priority::Interactive, cancel).await?;
         if let Some(first) = suggestions.first() {
             self.cache.lock().shown(&snapshot.uri, &snapshot.text, cursor, &first.text);
@@ -105,9 +108,10 @@ impl Completer {
         Ok(suggestions)
     }
 
-    /// Starts working out, at idle priority, the suggestion the editor will ask for once `shown`
-    /// is accepted and the user starts the next line. Its outputs land in the output cache,
-    /// where that request finds them. Replaces the previous speculation.
+    /// Starts working out, at background priority (in the second KV slot), the suggestion the
+    /// editor will ask for once `shown` is accepted and the user starts the next line. Its
+    /// outputs land in the output cache, where that request finds them. Replaces the previous
+    /// speculation.
     fn speculate(&self, engine: &Engine, settings: &Settings, request: &Request, shown: &Suggestion) {
         self.stop_speculating();
         let Some((document, cursor)) = speculate::accepted(&request.snapshot, shown) else { return };
@@ -121,7 +125,7 @@ impl Completer {
         let request = Request { snapshot, cursor, trigger: Trigger::Automatic, alternatives: false, ..request.clone() };
         let (cache, engine, settings) = (self.cache.clone(), engine.clone(), settings.clone());
         tokio::spawn(async move {
-            let result = run(&cache, &engine, &settings, &request, &decision, Priority::Idle, cancel).await;
+            let result = run(&cache, &engine, &settings, &request, &decision, Priority::Background, cancel).await;
             tracing::debug!("speculation at {}: {result:?}", request.cursor);
         });
     }
