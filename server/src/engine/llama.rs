@@ -33,6 +33,9 @@ use crate::models::{self, FetchOptions};
 
 /// Tokens decoded per batch: the granularity of cancellation and of yielding.
 const BATCH: usize = 512;
+/// Prompt tokens per step of background work: few, so that a completion that arrives (or the
+/// cancellation of this work) waits for at most this many tokens.
+const BACKGROUND_BATCH: usize = 64;
 /// Slots: interactive (and pre-warming), background.
 const SLOTS: usize = 2;
 
@@ -421,7 +424,8 @@ impl<'m> Session<'m> {
             slot.cached.truncate(keep);
         }
         let start = slot.cached.len();
-        let end = (start + BATCH).min(running.tokens.len());
+        let step = if running.job.priority == Priority::Interactive { BATCH } else { BACKGROUND_BATCH };
+        let end = (start + step).min(running.tokens.len());
         self.batch.clear();
         for (pos, &token) in running.tokens[start..end].iter().enumerate().map(|(i, t)| (start + i, t)) {
             let last = pos + 1 == running.tokens.len();
