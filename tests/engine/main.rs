@@ -121,6 +121,20 @@ fn an_alternative_begins_with_another_word_whatever_the_tokens() {
 }
 
 #[test]
+fn an_alternative_to_a_blank_answer_has_content_on_its_first_line() {
+    let _turn = turn();
+    runtime().block_on(async {
+        let engine = qwen().await;
+        // Between two functions the likeliest middle is a blank line.
+        let mut job = infill("def f():\n    return 1\n", "\n\ndef g():\n    return 2\n", 12);
+        job.avoid = vec![mistral_lsp::engine::BLANK.to_owned()];
+        let output = engine.generate(job, CancelToken::new()).await.unwrap().text;
+        let first_line = output.split('\n').next().unwrap_or_default();
+        assert!(!first_line.trim().is_empty(), "{output:?}");
+    });
+}
+
+#[test]
 fn required_indentation_is_followed_by_code_not_more_blanks() {
     let _turn = turn();
     runtime().block_on(async {

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use crate::config::Settings;
 use crate::documents::Snapshot;
 use crate::engine::{
-    first_word, CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer,
+    first_word, CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer, BLANK,
 };
 use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
@@ -275,7 +275,8 @@ async fn run(
         };
         match first_word(raw) {
             Some(word) => avoid.push(word.to_owned()),
-            // Nothing to begin differently from.
+            // A blank answer: the alternative must have content.
+            None if other_words && !avoid.iter().any(|w| w == BLANK) => avoid.push(BLANK.to_owned()),
             None if other_words => break,
             None => {}
         }

@@ -504,13 +504,16 @@ impl Session<'_> {
         {
             return None;
         }
+        let blank = running.job.avoid.iter().any(|word| word == super::BLANK);
+        let vocab = self.model.vocab();
         let logits = self.ctx.get_logits_ith(index);
         let best = logits
             .iter()
             .enumerate()
             .filter(|(t, _)| {
                 let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
-                !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
+                let ends_blank = blank && (piece.contains(&b'\n') || vocab.is_eog(LlamaToken(*t as i32)));
+                !ends_blank && !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
             })
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t)?;

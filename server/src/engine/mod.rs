@@ -135,7 +135,8 @@ pub struct Job {
     /// likely ones consistent with it, whatever their boundaries.
     pub required_prefix: String,
     /// Alternatives to earlier outputs: the output's first word (see [`first_word`]) must not
-    /// be, start or be started by any of these, so that it begins differently.
+    /// be, start or be started by any of these, so that it begins differently. [`BLANK`] among
+    /// them rules out a line break or the end of the text before the output has content.
     pub avoid: Vec<String>,
     pub budget: Budget,
     pub sampling: Sampling,
@@ -167,6 +168,9 @@ pub fn first_word(text: &str) -> Option<&str> {
     let end = if word(first) { content.find(|c: char| !word(c)).unwrap_or(content.len()) } else { first.len_utf8() };
     Some(&content[..end])
 }
+
+/// In [`Job::avoid`]: an alternative to an output that was blank.
+pub const BLANK: &str = "\n";
 
 /// Whether a piece of output that starts the first word (after whitespace) is ruled out by
 /// [`Job::avoid`]: it is a prefix of an avoided word or extends one.
