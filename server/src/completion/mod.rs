@@ -472,6 +472,31 @@ mod finish_tests {
         assert_eq!(check("python", "x = len($0)\n", "name)"), Some(("name)".into(), 1)));
     }
 
+    /// `$0` marks the cursor: the errors near it, and what `least_broken` makes of a suggestion.
+    fn ranked(marked: &str, suggestion: &str) -> (syntax::Errors, usize, String) {
+        let cursor = marked.find("$0").unwrap();
+        let snapshot = Document::new("file:///t.py", "python", 1, &marked.replacen("$0", "", 1)).snapshot();
+        let (language, tree) = (snapshot.language.unwrap(), snapshot.tree.clone().unwrap());
+        let errors = syntax::Errors::of(language, &snapshot.text, &tree, cursor);
+        let shown = Suggestion { text: suggestion.into(), start: cursor, end: cursor };
+        let (left, best) = least_broken(language, &snapshot, &tree, shown);
+        (errors, left, best.text)
+    }
+
+    #[test]
+    fn a_candidate_is_cut_to_the_lines_that_repair_the_hole() {
+        // HumanEval/36: the hole is the header of the body below it.
+        let hole = "def f(s):\n    ans = 0\n$0\n        ans += 1\n    return ans\n";
+        let (errors, left, text) = ranked(hole, "    for c in s:\n    x = 1");
+        assert!(errors.repairable() && errors.before == 1, "{errors:?}");
+        assert_eq!((left, text.as_str()), (0, "    for c in s:"));
+        // A candidate that repairs nothing stays as it is, with its count.
+        assert_eq!(ranked(hole, "    return ans"), (errors, 1, "    return ans".into()));
+        // Nothing broken near the cursor: no ranking needed.
+        let (errors, ..) = ranked("def f(s):\n    ans = 0\n    $0\n    return ans\n", "ans += 1");
+        assert!(!errors.repairable(), "{errors:?}");
+    }
+
     #[test]
     fn suggestions_that_break_the_syntax_or_only_repeat_are_dropped() {
         assert_eq!(check("python", "def f(a):\n    $0\n    return a\n", "    return a"), None);
