@@ -257,15 +257,15 @@ async fn run(
             let raw = cache.lock().output(unindented)?;
             (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
         });
-        let raw = match cached {
-            Some(raw) => raw,
+        let (raw, generated) = match cached {
+            Some(raw) => (raw, String::new()),
             None => {
                 let output = engine.generate(job.clone(), cancel.clone()).await?;
                 if cancel.is_cancelled() {
                     return Err(EngineError::Cancelled);
                 }
                 cache.lock().store_output(key, output.text.clone());
-                output.text
+                (output.text, output.generated)
             }
         };
         tracing::debug!("raw output: {raw:?}");
@@ -273,7 +273,10 @@ async fn run(
             tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
             continue;
         };
-        match first_word(raw) {
+        // A stop rule may have cut the whole answer (it began by repeating the next line): the
+        // alternative avoids the word the model began with all the same.
+        let word = first_word(raw).or_else(|| unheal(&generated, healed).and_then(first_word));
+        match word {
             Some(word) => avoid.push(word.to_owned()),
             // A blank answer: the alternative must have content.
             None if other_words && !avoid.iter().any(|w| w == BLANK) => avoid.push(BLANK.to_owned()),

@@ -375,7 +375,8 @@ impl<'m> Session<'m> {
             Some(done) => running.stats.generation_ms = now.duration_since(done).as_millis() as u64,
             None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
         }
-        let mut text = String::from_utf8_lossy(&running.bytes).into_owned();
+        let generated = String::from_utf8_lossy(&running.bytes).into_owned();
+        let mut text = generated.clone();
         if let Some(cut) = running.cut {
             let mut cut = cut.min(text.len());
             while !text.is_char_boundary(cut) {
@@ -400,7 +401,7 @@ impl<'m> Session<'m> {
             stats.prompt_ms,
             stats.generation_ms
         );
-        Step::Done(Ok(Output { text, stop, stats }))
+        Step::Done(Ok(Output { text, generated, stop, stats }))
     }
 
     /// Decodes the next batch of tokens the slot's cache lacks, reusing the longest common prefix.

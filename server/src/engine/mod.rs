@@ -211,6 +211,8 @@ pub struct Stats {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     pub text: String,
+    /// Everything generated, before a stop rule or stop string cut it.
+    pub generated: String,
     pub stop: StopReason,
     pub stats: Stats,
 }

@@ -127,6 +127,7 @@ impl Backend for TestBackend {
         if running.cancel.is_cancelled() {
             return Step::Done(Ok(Output {
                 text: running.text.clone(),
+                generated: running.text.clone(),
                 stop: StopReason::Cancelled,
                 stats: running.stats,
             }));
@@ -134,6 +135,7 @@ impl Backend for TestBackend {
         let Some(piece) = running.pieces.get(running.next) else {
             return Step::Done(Ok(Output {
                 text: running.text.clone(),
+                generated: running.text.clone(),
                 stop: StopReason::EndOfText,
                 stats: running.stats,
             }));
