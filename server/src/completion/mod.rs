@@ -63,6 +63,9 @@ impl Counter for Tokens {
 /// Lines shorter than this are not worth a model call when they have no suggestion of their own.
 const LINE_MAX_TOKENS: u32 = 48;
 
+/// How long an invoked request may keep generating after its first line.
+const INVOKED_AFTER_FIRST_LINE: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Candidates tried for an automatic request when the first is dropped or leaves broken syntax.
 const REPAIR_ATTEMPTS: usize = 2;
 
@@ -206,6 +209,10 @@ async fn run(
     let generation_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
     let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
     let mut job = Job::new(priority, prompt, max_tokens);
+    if request.trigger == Trigger::Invoked && priority == Priority::Interactive {
+        // Asked for on purpose: a longer block is worth the wait.
+        job.budget.after_first_line = INVOKED_AFTER_FIRST_LINE;
+    }
     job.sampling = settings.sampling;
     if mode == Mode::Instruct {
         job.stop = vec!["```".into()];

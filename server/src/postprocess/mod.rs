@@ -129,13 +129,26 @@ pub fn cut_after_missing_header(text: &str, context: &Context) -> Option<usize> 
     if indent_width(above) >= body_indent || opens_block(above) {
         return None;
     }
-    for (index, &(start, line)) in complete_lines(text).iter().enumerate() {
+    let lines = complete_lines(text);
+    for (index, &(start, line)) in lines.iter().enumerate() {
         let whole = if index == 0 { format!("{}{line}", context.line_before) } else { line.to_owned() };
         if opens_block(&whole) && indent_width(&whole) < body_indent {
-            return Some(start + line.len());
+            // The line after the header tells a copy of the body below (cut) from the part of
+            // the hole that comes before it (go on); until it is written, wait.
+            let next = lines.get(index + 1)?.1;
+            return similar_words(next, below).then_some(start + line.len());
         }
     }
     None
+}
+
+/// Whether at least half of the words of `b` occur in `a` (identifiers and numbers).
+fn similar_words(a: &str, b: &str) -> bool {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    };
+    let (a, b) = (words(a), words(b));
+    !b.is_empty() && 2 * b.iter().filter(|w| a.contains(w)).count() >= b.len()
 }
 
 /// Whether a line ends with `:` or an opening bracket (a Python block header, a continued line).

@@ -136,6 +136,14 @@ fn a_missing_header_ends_the_candidate() {
         clean("    for c in s:\n        if c == '7':\n            ans += 1\n    return ans\n", &ctx),
         "    for c in s:"
     );
+    // A hole of several lines: after its header the model writes what comes before the body.
+    let mut hole = context("", "", &["            ans += 1", "    return ans"], 4);
+    hole.above = vec!["    ans = 0".into()];
+    assert_eq!(
+        clean("    for c in s:\n        if c == '7':\n", &hole),
+        "    for c in s:\n        if c == '7':",
+        "not a copy of the body below"
+    );
     // The header was already there: the body is the candidate's to write.
     ctx.above = vec!["    for c in s:".into()];
     assert_eq!(
