@@ -115,7 +115,7 @@ fn wait_for_jobs(server: &mut Server, jobs: u64) {
 #[test]
 fn the_line_after_an_accepted_suggestion_is_ready_before_it_is_asked_for() {
     let _turn = crate::harness::model_turn();
-    let mut server = start(QWEN);
+    let mut server = start_with(QWEN, &["completion.precompute=true"]);
     let text = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return \n";
     server.open("file:///p/calc.py", "python", text);
     let before = status(&mut server)["jobs"].as_u64().unwrap();

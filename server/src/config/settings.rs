@@ -61,8 +61,8 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "completion.precompute",
         kind: Kind::Bool,
-        default: "true",
-        description: "After a suggestion is shown, work out the next line's suggestion in the background, so that it is ready when the suggestion is accepted.",
+        default: "false",
+        description: "Experimental, off: after a suggestion is shown, work out the next line's suggestion in the background. The typing replay measured no gain (p50 0.40 s with it, 0.16 s without).",
         env: None,
     },
     SettingDef {
@@ -181,7 +181,7 @@ impl Settings {
             },
             completion_enabled: value("completion.enabled").as_bool().unwrap_or(true),
             max_tokens: integer("completion.maxTokens"),
-            precompute: value("completion.precompute").as_bool().unwrap_or(true),
+            precompute: value("completion.precompute").as_bool().unwrap_or(false),
             disabled_languages: value("completion.disabledLanguages")
                 .as_array()
                 .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
