@@ -113,12 +113,15 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
     let previous = (0..line).rev().map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
     let next = (line + 1..text.len_lines()).map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
     let opens = |l: &str| l.trim_end().ends_with([':', '{', '(', '[']);
+    // The code below stays where it is: the block may end at its depth (more `elif` clauses after
+    // the first body, more statements after a loop), not below it. A closing bracket line closes
+    // a block whose lines are deeper than it.
+    let below = |n: &str| indent_width(n) + usize::from(n.trim_start().starts_with([')', ']', '}']));
+    let above = |p: &str| if opens(p) { indent_width(p) + 1 } else { indent_width(p) };
     let context = match (previous, next) {
-        // The first line of a body: deeper than the line that opens it.
-        (Some(p), _) if opens(&p) => indent_width(&p) + 1,
-        (Some(p), Some(n)) => indent_width(&p).min(indent_width(&n)),
-        (Some(p), None) => indent_width(&p),
-        (None, Some(n)) => indent_width(&n),
+        (Some(p), Some(n)) => above(&p).min(below(&n)),
+        (Some(p), None) => above(&p),
+        (None, Some(n)) => below(&n),
         (None, None) => 0,
     };
     typed.max(context)
@@ -183,8 +186,19 @@ mod tests {
     fn an_empty_line_at_column_zero_takes_the_bodys_indentation() {
         // HumanEval's holes: an empty line inside a body, the cursor at its start.
         check(PY, "def f(x):\n    y = x\n$0\n    return y\n", Automatic, Block, 4);
-        check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 5);
+        check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 4);
+        check(PY, "def f(xs):\n    for x in xs:\n$0\n        x += 1\n", Automatic, Block, 5);
         check(PY, "def f(x):\n$0\n", Automatic, Block, 1);
+    }
+
+    #[test]
+    fn a_block_may_end_at_the_depth_of_the_code_below() {
+        // HumanEval/81: the first body of an `if`, then more `elif` clauses before the one below.
+        check(PY, "    if a:\n$0\n    elif b:\n        pass\n", Automatic, Block, 4);
+        check(PY, "def f(xs):\n    for x in xs:\n        y = x\n$0\n    return 0\n", Automatic, Block, 4);
+        // A closing brace below: the block's lines stay deeper than it.
+        check(RS, "fn main() {\n$0\n}\n", Automatic, Block, 1);
+        check(RS, "fn main() {\n    let x = 1;\n$0\n}\n", Automatic, Block, 1);
     }
 
     #[test]

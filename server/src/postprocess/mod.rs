@@ -210,19 +210,42 @@ pub fn cut_at_prefix_repeat(text: &str, context: &Context) -> Option<usize> {
 
 /// Cuts before the first later line that is indented less than the block allows. A closing
 /// bracket line that closes something the candidate opened is kept, and the cut follows it.
+///
+/// On an empty line, a first line written less deep than the block sets the depth instead when no
+/// deeper code follows below (HumanEval/39: after `return False` in an `if` body at the end of
+/// a function, the model goes on with the function's next statement).
 pub fn cut_at_dedent(text: &str, context: &Context) -> Option<usize> {
-    if context.block_indent == 0 {
+    let lines = complete_lines(text);
+    let mut limit = context.block_indent;
+    if context.line_before.trim().is_empty() {
+        let first = lines
+            .iter()
+            .enumerate()
+            .map(|(index, (_, l))| if index == 0 { format!("{}{l}", context.line_before) } else { (*l).to_owned() })
+            .find(|l| !l.trim().is_empty());
+        let next_below = context.below.iter().find(|l| !l.trim().is_empty()).map(|l| indent_width(l));
+        if let Some(first) = first.map(|l| indent_width(&l)) {
+            if next_below.is_none_or(|below| below <= first) {
+                limit = limit.min(first);
+            }
+        }
+    }
+    if limit == 0 {
         return None;
     }
     let mut depth = bracket_balance(&context.line_before).max(0);
-    for (index, &(start, line)) in complete_lines(text).iter().enumerate() {
-        if index > 0 && !line.trim().is_empty() && indent_width(line) < context.block_indent {
+    // The cursor's own line (or the first line with code on an empty one) is the block's first.
+    let mut seen_code = !context.line_before.trim().is_empty();
+    for (index, &(start, line)) in lines.iter().enumerate() {
+        let blank = line.trim().is_empty();
+        if index > 0 && seen_code && !blank && indent_width(line) < limit {
             let closes = line.trim_start().starts_with([')', ']', '}']);
             if closes && depth > 0 {
                 return Some(start + line.len());
             }
             return Some(start.saturating_sub(1));
         }
+        seen_code |= !blank;
         depth += bracket_balance(line);
     }
     None

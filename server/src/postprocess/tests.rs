@@ -39,6 +39,25 @@ fn dedent_ends_a_block() {
 }
 
 #[test]
+fn a_first_line_written_less_deep_sets_the_blocks_depth() {
+    // HumanEval/39: the cursor on an empty line after `return False` (an `if` body, depth 8) at
+    // the end of a function; the model goes on with the function's own code at depth 4.
+    let ctx = context("", "", &[], 8);
+    let candidate =
+        "    for k in ks:\n        if p % k == 0:\n            return False\n    return True\ndef g():\n    pass";
+    assert_eq!(
+        clean(candidate, &ctx),
+        "    for k in ks:\n        if p % k == 0:\n            return False\n    return True"
+    );
+    // Deeper code below keeps the block's depth: the first line alone stands.
+    let ctx = context("", "", &["        return x"], 8);
+    assert_eq!(clean("    y = 1\n    z = 2", &ctx), "    y = 1");
+    // A blank first line does not count as the block's first line.
+    let ctx = context("", "", &[], 8);
+    assert_eq!(clean("\n    y = 1\n    z = 2\nw = 3", &ctx), "\n    y = 1\n    z = 2");
+}
+
+#[test]
 fn repeated_lines_and_blocks_are_cut() {
     let ctx = context("", "", &[], 0);
     assert_eq!(clean("x += 1\nx += 1\nx += 1", &ctx), "x += 1");
