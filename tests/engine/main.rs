@@ -151,6 +151,24 @@ fn required_indentation_is_followed_by_code_not_more_blanks() {
 }
 
 #[test]
+fn required_indentation_is_tokenized_as_text_is() {
+    let _turn = turn();
+    runtime().block_on(async {
+        let engine = qwen().await;
+        // HumanEval/81: the model would rather write `return` at the function's depth. With twelve
+        // spaces required, taking its likeliest prefix of them (three spaces) and then more led
+        // it to write `]`; eleven spaces and " letter" is how the tokenizer writes the text.
+        let prefix = "def grade(gpas):\n    letters = []\n    for gpa in gpas:\n        if gpa == 4.0:\n            letters.append(\"A+\")\n        elif gpa > 3.7:\n            letters.append(\"A\")\n        elif gpa > 3.3:\n";
+        let suffix = "\n        elif gpa > 3.0:\n            letters.append(\"B+\")\n        else:\n            letters.append(\"E\")\n    return letters\n";
+        let mut job = infill(prefix, suffix, 12);
+        job.required_prefix = " ".repeat(12);
+        let output = engine.generate(job, CancelToken::new()).await.unwrap().text;
+        let rest = output.strip_prefix(&" ".repeat(12)).unwrap_or_else(|| panic!("{output:?}"));
+        assert!(rest.starts_with("letters.append("), "{output:?}");
+    });
+}
+
+#[test]
 fn a_shared_prefix_is_not_evaluated_again() {
     let _turn = turn();
     runtime().block_on(async {

@@ -40,6 +40,12 @@ pub struct Decision {
     pub line_after: String,
     /// Width of the indentation that a block's lines must keep; a line indented less ends it.
     pub block_indent: usize,
+    /// On an empty line with the cursor at column 0, the indentation the line takes when the code
+    /// around leaves no doubt (a body's first line, or a line between two at the same depth): the
+    /// suggestion starts with it, as if the user had typed it. Editors leave the cursor there on
+    /// blank lines whose whitespace they trimmed; small models then write a blank line first, or
+    /// code at the wrong depth (a `return` at the function's depth right after an `if` line).
+    pub indentation: String,
 }
 
 /// Automatic suggestions are skipped when more than this stands right of the cursor.
@@ -54,7 +60,7 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
     let line_text = line_text.trim_end_matches(['\n', '\r']);
     let split = (cursor - line_start).min(line_text.len());
     let (line_before, line_after) = line_text.split_at(split);
-    let block_indent = block_indent(text, line, line_before, line_after);
+    let (block_indent, indentation) = block_indent(text, line, line_before, line_after);
     let decision = |scope, reason| Decision {
         scope,
         reason,
@@ -62,6 +68,7 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
         line_before: line_before.to_owned(),
         line_after: line_after.to_owned(),
         block_indent,
+        indentation: indentation.clone(),
     };
     let automatic = trigger == Trigger::Automatic;
     let next_char = line_after.chars().next();
@@ -102,12 +109,13 @@ pub fn indent_width(line: &str) -> usize {
 ///
 /// On a line with code, that is the line's own indentation (deeper for a body it opens). On an
 /// empty line it is the larger of what was typed and the indentation of the code around, since
-/// editors often leave the cursor at column 0 of an empty line inside a body.
-fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -> usize {
+/// editors often leave the cursor at column 0 of an empty line inside a body. Second: the
+/// [`Decision::indentation`].
+fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -> (usize, String) {
     if !line_before.trim().is_empty() {
         let own = indent_width(line_before);
         let opens = line_before.trim_end().ends_with([':', '{', '(', '[']) && line_after.trim().is_empty();
-        return own + usize::from(opens);
+        return (own + usize::from(opens), String::new());
     }
     let typed = indent_width(line_before);
     let previous = (0..line).rev().map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
@@ -118,13 +126,39 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
     // a block whose lines are deeper than it.
     let below = |n: &str| indent_width(n) + usize::from(n.trim_start().starts_with([')', ']', '}']));
     let above = |p: &str| if opens(p) { indent_width(p) + 1 } else { indent_width(p) };
-    let context = match (previous, next) {
-        (Some(p), Some(n)) => above(&p).min(below(&n)),
-        (Some(p), None) => above(&p),
-        (None, Some(n)) => below(&n),
+    let context = match (&previous, &next) {
+        (Some(p), Some(n)) => above(p).min(below(n)),
+        (Some(p), None) => above(p),
+        (None, Some(n)) => below(n),
         (None, None) => 0,
     };
-    typed.max(context)
+    let whitespace = |l: &str| l[..l.len() - l.trim_start().len()].to_owned();
+    let indentation = match (&previous, &next) {
+        _ if !line_before.is_empty() || !line_after.trim().is_empty() => String::new(),
+        // A body's first line: as deep as the body below, or one step deeper than its header.
+        (Some(p), Some(n)) if opens(p) && indent_width(n) > indent_width(p) => whitespace(n),
+        (Some(p), _) if opens(p) => whitespace(p) + &indent_step(text, line),
+        (Some(p), Some(n)) if indent_width(p) == indent_width(n) => whitespace(n),
+        _ => String::new(),
+    };
+    (typed.max(context), indentation)
+}
+
+/// One level of indentation in the file: a tab, or the first increase of indentation above
+/// `line` (4 spaces if none is found).
+fn indent_step(text: &Rope, line: usize) -> String {
+    let mut deeper = String::new();
+    for l in (0..line).rev().take(200).map(|l| text.line(l).to_string()).filter(|l| !l.trim().is_empty()) {
+        let own = &l[..l.len() - l.trim_start().len()];
+        if !deeper.is_empty() && deeper.len() > own.len() && deeper.starts_with(own) {
+            return deeper[own.len()..].to_owned();
+        }
+        if own.starts_with('\t') {
+            return "\t".to_owned();
+        }
+        deeper = own.to_owned();
+    }
+    "    ".to_owned()
 }
 
 fn in_comment(tree: Option<&Tree>, cursor: usize) -> bool {
@@ -138,6 +172,15 @@ fn in_comment(tree: Option<&Tree>, cursor: usize) -> bool {
 mod tests {
     use super::*;
     use crate::syntax::{self, Language};
+
+    /// `$0` marks the cursor; checks the indentation an empty line takes.
+    fn check_indentation(language: Option<Language>, marked: &str, indentation: &str) {
+        let cursor = marked.find("$0").expect("no cursor marker");
+        let text = Rope::from_str(&marked.replacen("$0", "", 1));
+        let tree = language.and_then(|l| syntax::parse(l, &text, None));
+        let decision = decide(&text, tree.as_ref(), cursor, Trigger::Invoked);
+        assert_eq!(decision.indentation, indentation, "{marked:?}");
+    }
 
     /// `$0` marks the cursor.
     fn check(language: Option<Language>, marked: &str, trigger: Trigger, scope: Scope, indent: usize) {
@@ -199,6 +242,25 @@ mod tests {
         // A closing brace below: the block's lines stay deeper than it.
         check(RS, "fn main() {\n$0\n}\n", Automatic, Block, 1);
         check(RS, "fn main() {\n    let x = 1;\n$0\n}\n", Automatic, Block, 1);
+    }
+
+    #[test]
+    fn an_empty_line_at_column_zero_takes_the_depth_the_code_around_leaves_no_doubt_about() {
+        // HumanEval/81: a body's first line, one step deeper than its `elif`, though an `elif`
+        // follows.
+        check_indentation(PY, "    if a:\n        x()\n    elif b:\n$0\n    elif c:\n", "        ");
+        // HumanEval/20: the first line of a body that goes on below.
+        check_indentation(PY, "if a:\n$0\n        y = 2\n", "        ");
+        // Between two statements of a body: their depth (not a comment at column 0, HumanEval/66).
+        check_indentation(PY, "def f(s):\n    s = 1\n\n$0\n    return s\n", "    ");
+        check_indentation(RS, "fn main() {\n\tlet x = 1;\n\tif x {\n$0\n}\n", "\t\t");
+        check_indentation(RS, "fn main() {\n  let x = 1;\n  if x {\n$0\n}\n", "    ");
+        // After a block's last line, the code may go on at any depth (HumanEval/39).
+        check_indentation(PY, "def f(p):\n    if p:\n        return 1\n$0\n", "");
+        check_indentation(PY, "def f(p):\n    if p:\n        return 1\n$0\n    return 0\n", "");
+        // Typed indentation, or code on the line: the user's.
+        check_indentation(PY, "def f(x):\n  $0\n    return x\n", "");
+        check_indentation(PY, "def f(x):\n$0)\n    return x\n", "");
     }
 
     #[test]

@@ -220,7 +220,8 @@ async fn run(
     let stop_rules = generation_rules;
     // What the user typed is required; indentation the user has not typed is left to the
     // model (forcing whitespace tokens of our choosing derails small models).
-    job.required_prefix = healed.to_owned();
+    // An empty line at column 0 takes the indentation the code around gives it, as if typed.
+    job.required_prefix = if healed.is_empty() { decision.indentation.clone() } else { healed.to_owned() };
     job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
 
     // When the cursor sits in broken syntax (a body whose header line is missing, a call

@@ -455,6 +455,10 @@ impl Session<'_> {
         if running.required.is_empty() {
             return None;
         }
+        if let Some(t) = self.indentation(&running.required) {
+            running.required.drain(..self.pieces[t].len());
+            return Some(LlamaToken(t as i32));
+        }
         let required = &running.required;
         let avoid = &running.job.avoid;
         // Avoided words apply to what a token adds after required whitespace.
@@ -494,6 +498,30 @@ impl Session<'_> {
                 None
             }
         }
+    }
+
+    /// Required indentation is written as the tokenizer writes it, whatever the model would like
+    /// (it often prefers a shallower depth): the longest run of blanks it begins with, leaving a
+    /// last space for the word after it (eleven spaces, then " letter" for twelve). Choosing the
+    /// likeliest prefix instead (three spaces, then more) walks an unnatural path, and the model
+    /// then writes nonsense such as `]`.
+    fn indentation(&self, required: &[u8]) -> Option<usize> {
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        if required.len() < 2 || !required.iter().all(blank) {
+            return None;
+        }
+        let keep_space = required.last() == Some(&b' ');
+        self.pieces
+            .iter()
+            .enumerate()
+            .filter(|(_, piece)| {
+                !piece.is_empty()
+                    && piece.iter().all(blank)
+                    && required.starts_with(piece)
+                    && !(keep_space && piece.len() == required.len())
+            })
+            .max_by_key(|(_, piece)| piece.len())
+            .map(|(t, _)| t)
     }
 
     /// The most likely token that does not begin one of the words the job avoids, while the
