@@ -41,11 +41,15 @@ pub struct Decision {
     /// Width of the indentation that a block's lines must keep; a line indented less ends it.
     pub block_indent: usize,
     /// On an empty line with the cursor at column 0, the indentation the line takes when the code
-    /// around leaves no doubt (a body's first line, or a line between two at the same depth): the
-    /// suggestion starts with it, as if the user had typed it. Editors leave the cursor there on
-    /// blank lines whose whitespace they trimmed; small models then write a blank line first, or
-    /// code at the wrong depth (a `return` at the function's depth right after an `if` line).
+    /// around leaves no doubt (a body's first line): the suggestion starts with it, as if the user
+    /// had typed it. Editors leave the cursor there on blank lines whose whitespace they trimmed;
+    /// small models then write a blank line first, or code at the wrong depth (a `return` at the
+    /// function's depth right after an `if` line).
     pub indentation: String,
+    /// The same for alternatives to a first answer that was dropped: also a guess, the depth of
+    /// the lines above and below when they agree (the line between may still be an `else:` less
+    /// deep, HumanEval/9, so the first answer is the model's own).
+    pub retry_indentation: String,
 }
 
 /// Automatic suggestions are skipped when more than this stands right of the cursor.
@@ -60,7 +64,7 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
     let line_text = line_text.trim_end_matches(['\n', '\r']);
     let split = (cursor - line_start).min(line_text.len());
     let (line_before, line_after) = line_text.split_at(split);
-    let (block_indent, indentation) = block_indent(text, line, line_before, line_after);
+    let (block_indent, (indentation, retry_indentation)) = block_indent(text, line, line_before, line_after);
     let decision = |scope, reason| Decision {
         scope,
         reason,
@@ -69,6 +73,7 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
         line_after: line_after.to_owned(),
         block_indent,
         indentation: indentation.clone(),
+        retry_indentation: retry_indentation.clone(),
     };
     let automatic = trigger == Trigger::Automatic;
     let next_char = line_after.chars().next();
@@ -110,23 +115,30 @@ pub fn indent_width(line: &str) -> usize {
 /// On a line with code, that is the line's own indentation (deeper for a body it opens). On an
 /// empty line it is the larger of what was typed and the indentation of the code around, since
 /// editors often leave the cursor at column 0 of an empty line inside a body. Second: the
-/// [`Decision::indentation`].
-fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -> (usize, String) {
+/// [`Decision::indentation`] and [`Decision::retry_indentation`].
+fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -> (usize, (String, String)) {
     if !line_before.trim().is_empty() {
         let own = indent_width(line_before);
         let opens = line_before.trim_end().ends_with([':', '{', '(', '[']) && line_after.trim().is_empty();
-        return (own + usize::from(opens), String::new());
+        return (own + usize::from(opens), Default::default());
     }
     let typed = indent_width(line_before);
     let previous = (0..line).rev().map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
     let next = (line + 1..text.len_lines()).map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
     let opens = |l: &str| l.trim_end().ends_with([':', '{', '(', '[']);
-    // The code below stays where it is: the block may end at its depth (more `elif` clauses after
-    // the first body, more statements after a loop), not below it. A closing bracket line closes
-    // a block whose lines are deeper than it.
+    // The code below stays where it is: the block may end at its depth, not below it. A closing
+    // bracket line closes a block whose lines are deeper than it. After a line that opens a body,
+    // the block only goes back to that line's depth for more clauses of the same statement when
+    // the code below is one (HumanEval/81: `elif` clauses before the `elif` below); an `else:`
+    // before a plain statement below is the model running on (HumanEval/46).
+    let clause = |n: &str| {
+        let word = n.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default();
+        ["elif", "else", "except", "finally", "case"].contains(&word)
+    };
     let below = |n: &str| indent_width(n) + usize::from(n.trim_start().starts_with([')', ']', '}']));
     let above = |p: &str| if opens(p) { indent_width(p) + 1 } else { indent_width(p) };
     let context = match (&previous, &next) {
+        (Some(p), Some(n)) if opens(p) && !clause(n) => above(p).min(below(n).max(indent_width(p) + 1)),
         (Some(p), Some(n)) => above(p).min(below(n)),
         (Some(p), None) => above(p),
         (None, Some(n)) => below(n),
@@ -134,12 +146,15 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
     };
     let whitespace = |l: &str| l[..l.len() - l.trim_start().len()].to_owned();
     let indentation = match (&previous, &next) {
-        _ if !line_before.is_empty() || !line_after.trim().is_empty() => String::new(),
-        // A body's first line: as deep as the body below, or one step deeper than its header.
-        (Some(p), Some(n)) if opens(p) && indent_width(n) > indent_width(p) => whitespace(n),
-        (Some(p), _) if opens(p) => whitespace(p) + &indent_step(text, line),
-        (Some(p), Some(n)) if indent_width(p) == indent_width(n) => whitespace(n),
-        _ => String::new(),
+        _ if !line_before.is_empty() || !line_after.trim().is_empty() => Default::default(),
+        // A body's first line: one step deeper than its header (code deeper still below is the
+        // body of a header the hole holds, HumanEval/18).
+        (Some(p), _) if opens(p) => {
+            let body = whitespace(p) + &indent_step(text, line);
+            (body.clone(), body)
+        }
+        (Some(p), Some(n)) if indent_width(p) == indent_width(n) => (String::new(), whitespace(n)),
+        _ => Default::default(),
     };
     (typed.max(context), indentation)
 }
@@ -173,13 +188,14 @@ mod tests {
     use super::*;
     use crate::syntax::{self, Language};
 
-    /// `$0` marks the cursor; checks the indentation an empty line takes.
-    fn check_indentation(language: Option<Language>, marked: &str, indentation: &str) {
+    /// `$0` marks the cursor; checks the indentation an empty line takes, for first answers and
+    /// for alternatives.
+    fn check_indentation(language: Option<Language>, marked: &str, first: &str, retry: &str) {
         let cursor = marked.find("$0").expect("no cursor marker");
         let text = Rope::from_str(&marked.replacen("$0", "", 1));
         let tree = language.and_then(|l| syntax::parse(l, &text, None));
         let decision = decide(&text, tree.as_ref(), cursor, Trigger::Invoked);
-        assert_eq!(decision.indentation, indentation, "{marked:?}");
+        assert_eq!((decision.indentation.as_str(), decision.retry_indentation.as_str()), (first, retry), "{marked:?}");
     }
 
     /// `$0` marks the cursor.
@@ -229,7 +245,7 @@ mod tests {
     fn an_empty_line_at_column_zero_takes_the_bodys_indentation() {
         // HumanEval's holes: an empty line inside a body, the cursor at its start.
         check(PY, "def f(x):\n    y = x\n$0\n    return y\n", Automatic, Block, 4);
-        check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 4);
+        check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 5);
         check(PY, "def f(xs):\n    for x in xs:\n$0\n        x += 1\n", Automatic, Block, 5);
         check(PY, "def f(x):\n$0\n", Automatic, Block, 1);
     }
@@ -238,6 +254,8 @@ mod tests {
     fn a_block_may_end_at_the_depth_of_the_code_below() {
         // HumanEval/81: the first body of an `if`, then more `elif` clauses before the one below.
         check(PY, "    if a:\n$0\n    elif b:\n        pass\n", Automatic, Block, 4);
+        // Not an `else:` before a plain statement (HumanEval/46): the body's depth.
+        check(PY, "    if a:\n$0\n    for x in xs:\n        pass\n", Automatic, Block, 5);
         check(PY, "def f(xs):\n    for x in xs:\n        y = x\n$0\n    return 0\n", Automatic, Block, 4);
         // A closing brace below: the block's lines stay deeper than it.
         check(RS, "fn main() {\n$0\n}\n", Automatic, Block, 1);
@@ -248,19 +266,21 @@ mod tests {
     fn an_empty_line_at_column_zero_takes_the_depth_the_code_around_leaves_no_doubt_about() {
         // HumanEval/81: a body's first line, one step deeper than its `elif`, though an `elif`
         // follows.
-        check_indentation(PY, "    if a:\n        x()\n    elif b:\n$0\n    elif c:\n", "        ");
-        // HumanEval/20: the first line of a body that goes on below.
-        check_indentation(PY, "if a:\n$0\n        y = 2\n", "        ");
-        // Between two statements of a body: their depth (not a comment at column 0, HumanEval/66).
-        check_indentation(PY, "def f(s):\n    s = 1\n\n$0\n    return s\n", "    ");
-        check_indentation(RS, "fn main() {\n\tlet x = 1;\n\tif x {\n$0\n}\n", "\t\t");
-        check_indentation(RS, "fn main() {\n  let x = 1;\n  if x {\n$0\n}\n", "    ");
+        let eight = "        ";
+        check_indentation(PY, "    if a:\n        x()\n    elif b:\n$0\n    elif c:\n", eight, eight);
+        // Deeper code below is the body of a header the hole holds (HumanEval/18).
+        check_indentation(PY, "if a:\n$0\n        y = 2\n", "    ", "    ");
+        check_indentation(RS, "fn main() {\n\tlet x = 1;\n\tif x {\n$0\n}\n", "\t\t", "\t\t");
+        check_indentation(RS, "fn main() {\n  let x = 1;\n  if x {\n$0\n}\n", "    ", "    ");
+        // Between two statements of a body, their depth is a guess for alternatives (not a comment
+        // at column 0, HumanEval/66); the first answer may be an `else:` less deep (HumanEval/9).
+        check_indentation(PY, "def f(s):\n    s = 1\n\n$0\n    return s\n", "", "    ");
         // After a block's last line, the code may go on at any depth (HumanEval/39).
-        check_indentation(PY, "def f(p):\n    if p:\n        return 1\n$0\n", "");
-        check_indentation(PY, "def f(p):\n    if p:\n        return 1\n$0\n    return 0\n", "");
+        check_indentation(PY, "def f(p):\n    if p:\n        return 1\n$0\n", "", "");
+        check_indentation(PY, "def f(p):\n    if p:\n        return 1\n$0\n    return 0\n", "", "");
         // Typed indentation, or code on the line: the user's.
-        check_indentation(PY, "def f(x):\n  $0\n    return x\n", "");
-        check_indentation(PY, "def f(x):\n$0)\n    return x\n", "");
+        check_indentation(PY, "def f(x):\n  $0\n    return x\n", "", "");
+        check_indentation(PY, "def f(x):\n$0)\n    return x\n", "", "");
     }
 
     #[test]

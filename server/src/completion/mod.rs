@@ -251,6 +251,9 @@ async fn run(
     for attempt in 0..attempts {
         if attempt > 0 && other_words {
             job.avoid = avoid.clone();
+            if healed.is_empty() {
+                job.required_prefix = decision.retry_indentation.clone();
+            }
         } else if attempt > 0 {
             job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
         }

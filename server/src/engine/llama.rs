@@ -264,6 +264,8 @@ pub(crate) struct Running {
     required: Vec<u8>,
     /// When the first line of output was complete.
     first_line_done: Option<Instant>,
+    /// A token of blanks used up the required indentation: the next token starts with code.
+    content_next: bool,
 }
 
 impl<'m> Session<'m> {
@@ -455,15 +457,16 @@ impl Session<'_> {
         if running.required.is_empty() {
             return None;
         }
-        if let Some(t) = self.indentation(&running.required) {
+        let logits = self.ctx.get_logits_ith(index);
+        if let Some((t, whole)) = self.indentation(&running.required, logits) {
             running.required.drain(..self.pieces[t].len());
+            running.content_next = whole;
             return Some(LlamaToken(t as i32));
         }
         let required = &running.required;
         let avoid = &running.job.avoid;
         // Avoided words apply to what a token adds after required whitespace.
         let avoiding = !avoid.is_empty() && running.bytes.iter().chain(required).all(u8::is_ascii_whitespace);
-        let logits = self.ctx.get_logits_ith(index);
         let best = logits
             .iter()
             .enumerate()
@@ -500,34 +503,42 @@ impl Session<'_> {
         }
     }
 
-    /// Required indentation is written as the tokenizer writes it, whatever the model would like
-    /// (it often prefers a shallower depth): the longest run of blanks it begins with, leaving a
-    /// last space for the word after it (eleven spaces, then " letter" for twelve). Choosing the
-    /// likeliest prefix instead (three spaces, then more) walks an unnatural path, and the model
-    /// then writes nonsense such as `]`.
-    fn indentation(&self, required: &[u8]) -> Option<usize> {
+    /// Required indentation is written as the tokenizer writes text, whatever the model would
+    /// like (it often prefers a shallower depth): all of it in one token of blanks, then code
+    /// (twelve spaces, then "5"), or all but a last space, then a word with its space (eleven
+    /// spaces, then " letter"), whichever the model finds likelier; longer runs take the longest
+    /// token first. Choosing the likeliest prefix of the blanks instead (three spaces, then more)
+    /// walks an unnatural path, and the model then writes nonsense such as `]`. The second value
+    /// says whether the token uses up the requirement.
+    fn indentation(&self, required: &[u8], logits: &[f32]) -> Option<(usize, bool)> {
         let blank = |b: &u8| *b == b' ' || *b == b'\t';
         if required.len() < 2 || !required.iter().all(blank) {
             return None;
         }
-        let keep_space = required.last() == Some(&b' ');
-        self.pieces
-            .iter()
-            .enumerate()
-            .filter(|(_, piece)| {
-                !piece.is_empty()
-                    && piece.iter().all(blank)
-                    && required.starts_with(piece)
-                    && !(keep_space && piece.len() == required.len())
-            })
-            .max_by_key(|(_, piece)| piece.len())
-            .map(|(t, _)| t)
+        let runs = self.pieces.iter().enumerate().filter(|(_, p)| !p.is_empty() && required.starts_with(p));
+        let mut whole = None;
+        let mut part: Option<usize> = None;
+        for (t, piece) in runs {
+            if piece.len() == required.len() {
+                whole = Some(t);
+            } else if part.is_none_or(|best| self.pieces[best].len() < piece.len()) {
+                part = Some(t);
+            }
+        }
+        let ends_with_space = required.last() == Some(&b' ');
+        let part_fits = part.is_some_and(|t| !ends_with_space || self.pieces[t].len() + 1 == required.len());
+        match (whole, part) {
+            (Some(w), Some(p)) if part_fits => Some(if logits[w] >= logits[p] { (w, true) } else { (p, false) }),
+            (Some(w), _) => Some((w, true)),
+            (None, Some(p)) => Some((p, false)),
+            (None, None) => None,
+        }
     }
 
     /// The most likely token that does not begin one of the words the job avoids, while the
     /// output has no content yet; `None` when the sampler may choose freely.
     fn avoiding(&self, running: &Running, index: i32) -> Option<LlamaToken> {
-        if running.job.avoid.is_empty()
+        if (running.job.avoid.is_empty() && !running.content_next)
             || !running.required.is_empty()
             || running.bytes.iter().any(|b| !b.is_ascii_whitespace())
         {
@@ -541,8 +552,10 @@ impl Session<'_> {
             .enumerate()
             .filter(|(t, _)| {
                 let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
-                let ends_blank = blank && (piece.contains(&b'\n') || vocab.is_eog(LlamaToken(*t as i32)));
-                !ends_blank && !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
+                let eog = vocab.is_eog(LlamaToken(*t as i32));
+                let ends_blank = blank && (piece.contains(&b'\n') || eog);
+                let code = !running.content_next || piece.first().is_some_and(|b| !b.is_ascii_whitespace()) && !eog;
+                code && !ends_blank && !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
             })
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t)?;
@@ -630,6 +643,7 @@ impl Backend for Session<'_> {
             cut: None,
             required: job_required,
             first_line_done: None,
+            content_next: false,
         })
     }
 
