@@ -140,7 +140,9 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
     let context = match (&previous, &next) {
         (Some(p), Some(n)) if opens(p) && !clause(n) => above(p).min(below(n).max(indent_width(p) + 1)),
         (Some(p), Some(n)) => above(p).min(below(n)),
-        (Some(p), None) => above(p),
+        // Nothing below: the rest of the enclosing definition is the hole's (HumanEval/96: after
+        // the inner loop, the outer loop's and the function's last lines).
+        (Some(p), None) => enclosing_body(text, line, indent_width(p)).unwrap_or_else(|| above(p)),
         (None, Some(n)) => below(n),
         (None, None) => 0,
     };
@@ -159,21 +161,37 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
     (typed.max(context), indentation)
 }
 
-/// One level of indentation in the file: a tab, or the first increase of indentation above
-/// `line` (4 spaces if none is found).
+/// How far back the indentation rules look.
+const LOOK_BACK: usize = 200;
+
+/// The lines above `line` that have code, nearest first.
+fn code_above(text: &Rope, line: usize) -> impl Iterator<Item = String> + '_ {
+    (0..line).rev().take(LOOK_BACK).map(|l| text.line(l).to_string()).filter(|l| !l.trim().is_empty())
+}
+
+/// One level of indentation in the file: how much deeper than a line that opens a body the
+/// body's first line is, found above `line` (4 spaces if none is; docstring lines do not count).
 fn indent_step(text: &Rope, line: usize) -> String {
-    let mut deeper = String::new();
-    for l in (0..line).rev().take(200).map(|l| text.line(l).to_string()).filter(|l| !l.trim().is_empty()) {
+    let mut deeper: Option<String> = None;
+    for l in code_above(text, line) {
         let own = &l[..l.len() - l.trim_start().len()];
-        if !deeper.is_empty() && deeper.len() > own.len() && deeper.starts_with(own) {
-            return deeper[own.len()..].to_owned();
+        let opens = l.trim_end().ends_with([':', '{']);
+        if let Some(body) = deeper.as_deref().filter(|body| opens && body.len() > own.len() && body.starts_with(own)) {
+            return body[own.len()..].to_owned();
         }
-        if own.starts_with('\t') {
-            return "\t".to_owned();
-        }
-        deeper = own.to_owned();
+        deeper = Some(own.to_owned());
     }
     "    ".to_owned()
+}
+
+/// The depth a block may return to below `line` when no code follows: one more than the
+/// enclosing `def` or `class` (less deep than `depth`), if there is one.
+fn enclosing_body(text: &Rope, line: usize, depth: usize) -> Option<usize> {
+    code_above(text, line).find_map(|l| {
+        let code = l.trim_start();
+        let definition = ["def ", "async def ", "class "].iter().any(|k| code.starts_with(k));
+        (definition && indent_width(&l) < depth).then(|| indent_width(&l) + 1)
+    })
 }
 
 fn in_comment(tree: Option<&Tree>, cursor: usize) -> bool {
@@ -248,6 +266,9 @@ mod tests {
         check(PY, "def f(xs):\n    for x in xs:\n$0\n    return 0\n", Automatic, Block, 5);
         check(PY, "def f(xs):\n    for x in xs:\n$0\n        x += 1\n", Automatic, Block, 5);
         check(PY, "def f(x):\n$0\n", Automatic, Block, 1);
+        // Nothing below: the rest of the function (HumanEval/96).
+        check(PY, "def f(xs):\n    for x in xs:\n        if x:\n$0\n", Automatic, Block, 1);
+        check(PY, "class A:\n    def f(self):\n        if x:\n            y = 1\n$0\n", Automatic, Block, 5);
     }
 
     #[test]
@@ -272,6 +293,9 @@ mod tests {
         check_indentation(PY, "if a:\n$0\n        y = 2\n", "    ", "    ");
         check_indentation(RS, "fn main() {\n\tlet x = 1;\n\tif x {\n$0\n}\n", "\t\t", "\t\t");
         check_indentation(RS, "fn main() {\n  let x = 1;\n  if x {\n$0\n}\n", "    ", "    ");
+        // The step is a body's depth below its header, not a docstring's (HumanEval/109).
+        let doc = "def f(a):\n    \"\"\"Doc\n            indented text.\n    \"\"\"\n    if a:\n$0\n";
+        check_indentation(PY, doc, eight, eight);
         // Between two statements of a body, their depth is a guess for alternatives (not a comment
         // at column 0, HumanEval/66); the first answer may be an `else:` less deep (HumanEval/9).
         check_indentation(PY, "def f(s):\n    s = 1\n\n$0\n    return s\n", "", "    ");

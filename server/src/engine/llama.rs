@@ -467,29 +467,23 @@ impl Session<'_> {
         let avoid = &running.job.avoid;
         // Avoided words apply to what a token adds after required whitespace.
         let avoiding = !avoid.is_empty() && running.bytes.iter().chain(required).all(u8::is_ascii_whitespace);
-        let best = logits
-            .iter()
-            .enumerate()
-            .filter(|(t, _)| {
-                let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
-                // Required indentation is exactly that deep: what follows it is not more of it.
-                let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
-                    && required.last().is_some_and(|b| *b == b' ' || *b == b'\t');
-                // A required space ends with the word after it (" x" after "return"; eleven spaces
-                // then " depth" for twelve): a token of blanks alone that uses it up is not how the
-                // text was written, and the model, taking it, goes on writing blanks.
-                let blank_end = required.last() == Some(&b' ')
-                    && piece.len() >= required.len()
-                    && piece.iter().all(u8::is_ascii_whitespace);
-                let avoided = avoiding
-                    && piece.len() > required.len()
-                    && super::avoided(piece[required.len()..].trim_ascii_start(), avoid);
-                !piece.is_empty()
-                    && !blank_end
-                    && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot && !avoided))
-            })
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(t, _)| t);
+        let best = self.best_where(logits, |_, piece| {
+            // Required indentation is exactly that deep: what follows it is not more of it.
+            let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
+                && required.last().is_some_and(|b| *b == b' ' || *b == b'\t');
+            // A required space ends with the word after it (" x" after "return"): a token of
+            // blanks alone that uses it up is not how the text was written, and the model, taking
+            // it, goes on writing blanks.
+            let blank_end = required.last() == Some(&b' ')
+                && piece.len() >= required.len()
+                && piece.iter().all(u8::is_ascii_whitespace);
+            let avoided = avoiding
+                && piece.len() > required.len()
+                && super::avoided(piece[required.len()..].trim_ascii_start(), avoid);
+            !piece.is_empty()
+                && !blank_end
+                && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot && !avoided))
+        });
         match best {
             Some(t) => {
                 let used = self.pieces[t].len().min(running.required.len());
@@ -546,20 +540,23 @@ impl Session<'_> {
         }
         let blank = running.job.avoid.iter().any(|word| word == super::BLANK);
         let vocab = self.model.vocab();
-        let logits = self.ctx.get_logits_ith(index);
-        let best = logits
+        let best = self.best_where(self.ctx.get_logits_ith(index), |t, piece| {
+            let eog = vocab.is_eog(LlamaToken(t as i32));
+            let ends_blank = blank && (piece.contains(&b'\n') || eog);
+            let code = !running.content_next || piece.first().is_some_and(|b| !b.is_ascii_whitespace()) && !eog;
+            code && !ends_blank && !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
+        })?;
+        Some(LlamaToken(best as i32))
+    }
+
+    /// The most likely token whose piece `allowed` accepts (given the token and its text).
+    fn best_where(&self, logits: &[f32], allowed: impl Fn(usize, &[u8]) -> bool) -> Option<usize> {
+        logits
             .iter()
             .enumerate()
-            .filter(|(t, _)| {
-                let piece = self.pieces.get(*t).map_or(&[][..], Vec::as_slice);
-                let eog = vocab.is_eog(LlamaToken(*t as i32));
-                let ends_blank = blank && (piece.contains(&b'\n') || eog);
-                let code = !running.content_next || piece.first().is_some_and(|b| !b.is_ascii_whitespace()) && !eog;
-                code && !ends_blank && !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
-            })
+            .filter(|(t, _)| allowed(*t, self.pieces.get(*t).map_or(&[][..], Vec::as_slice)))
             .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(t, _)| t)?;
-        Some(LlamaToken(best as i32))
+            .map(|(t, _)| t)
     }
 }
 

@@ -134,9 +134,12 @@ pub fn cut_after_missing_header(text: &str, context: &Context) -> Option<usize> 
         let whole = if index == 0 { format!("{}{line}", context.line_before) } else { line.to_owned() };
         if opens_block(&whole) && indent_width(&whole) < body_indent {
             // The line after the header tells a copy of the body below (cut) from the part of
-            // the hole that comes before it (go on); until it is written, wait.
+            // the hole that comes before it (go on); until it is written, wait. A copy starts at
+            // the body's depth: a line less deep is another header on the way to it (HumanEval/40:
+            // three nested `for` lines above the body, which shares their names).
             let next = lines.get(index + 1)?.1;
-            return similar_words(next, below).then_some(start + line.len());
+            let copy = indent_width(next) == body_indent && similar_words(next, below);
+            return copy.then_some(start + line.len());
         }
     }
     None
@@ -236,9 +239,18 @@ pub fn cut_at_dedent(text: &str, context: &Context) -> Option<usize> {
     let mut depth = bracket_balance(&context.line_before).max(0);
     // The cursor's own line (or the first line with code on an empty one) is the block's first.
     let mut seen_code = !context.line_before.trim().is_empty();
+    // A `try:` body ends with its `except` or `finally` at the `try`'s depth (HumanEval/105).
+    let header = std::iter::once(&context.line_before)
+        .chain(context.above.iter().rev())
+        .find(|l| !l.trim().is_empty())
+        .filter(|l| l.trim() == "try:");
+    let handler = |line: &str| {
+        let word = line.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default();
+        header.is_some_and(|h| indent_width(h) == indent_width(line)) && ["except", "finally"].contains(&word)
+    };
     for (index, &(start, line)) in lines.iter().enumerate() {
         let blank = line.trim().is_empty();
-        if index > 0 && seen_code && !blank && indent_width(line) < limit {
+        if index > 0 && seen_code && !blank && indent_width(line) < limit && !handler(line) {
             let closes = line.trim_start().starts_with([')', ']', '}']);
             if closes && depth > 0 {
                 return Some(start + line.len());

@@ -39,6 +39,22 @@ fn dedent_ends_a_block() {
 }
 
 #[test]
+fn a_try_body_ends_with_its_handler() {
+    // HumanEval/105: the hole is a `try:` body and its `except`; the code below is less deep.
+    let mut ctx = context("", "", &["    return new_arr"], 9);
+    ctx.above = vec!["    for var in sorted_arr:".into(), "        try:".into()];
+    let candidate =
+        "            new_arr.append(dic[var])\n        except KeyError:\n            pass\n    print(new_arr)\n";
+    assert_eq!(
+        clean(candidate, &ctx),
+        "            new_arr.append(dic[var])\n        except KeyError:\n            pass"
+    );
+    // After any other header, a line at its depth ends the block.
+    ctx.above = vec!["    for var in sorted_arr:".into(), "        if var:".into()];
+    assert_eq!(clean(candidate, &ctx), "            new_arr.append(dic[var])");
+}
+
+#[test]
 fn a_first_line_written_less_deep_sets_the_blocks_depth() {
     // HumanEval/39: the cursor on an empty line after `return False` (an `if` body, depth 8) at
     // the end of a function; the model goes on with the function's own code at depth 4.
@@ -163,6 +179,12 @@ fn a_missing_header_ends_the_candidate() {
         "    for c in s:\n        if c == '7':",
         "not a copy of the body below"
     );
+    // Headers on the way to the body below are not a copy of it (HumanEval/40).
+    let mut nested = context("", "", &["                if l[i] + l[j] + l[k] == 0:", "    return False"], 4);
+    nested.above = vec!["    \"\"\"".into()];
+    let candidate =
+        "    for i in range(n):\n        for j in range(i + 1, n):\n            for k in range(j + 1, len(l)):\n";
+    assert_eq!(clean(candidate, &nested), candidate.trim_end());
     // The header was already there: the body is the candidate's to write.
     ctx.above = vec!["    for c in s:".into()];
     assert_eq!(
