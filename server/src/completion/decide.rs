@@ -105,6 +105,11 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// A line's indentation, as written.
+fn leading_whitespace(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
 /// Width of a line's leading whitespace, a tab counting as 4.
 pub fn indent_width(line: &str) -> usize {
     line.chars().take_while(|c| *c == ' ' || *c == '\t').map(|c| if c == '\t' { 4 } else { 1 }).sum()
@@ -138,7 +143,7 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
     let below = |n: &str| indent_width(n) + usize::from(n.trim_start().starts_with([')', ']', '}']));
     let above = |p: &str| if opens(p) { indent_width(p) + 1 } else { indent_width(p) };
     let context = match (&previous, &next) {
-        (Some(p), Some(n)) if opens(p) && !clause(n) => above(p).min(below(n).max(indent_width(p) + 1)),
+        (Some(p), Some(n)) if opens(p) && !clause(n) => above(p),
         (Some(p), Some(n)) => above(p).min(below(n)),
         // Nothing below: the rest of the enclosing definition is the hole's (HumanEval/96: after
         // the inner loop, the outer loop's and the function's last lines).
@@ -146,7 +151,7 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
         (None, Some(n)) => below(n),
         (None, None) => 0,
     };
-    let whitespace = |l: &str| l[..l.len() - l.trim_start().len()].to_owned();
+    let whitespace = |l: &str| leading_whitespace(l).to_owned();
     let indentation = match (&previous, &next) {
         _ if !line_before.is_empty() || !line_after.trim().is_empty() => Default::default(),
         // A body's first line: one step deeper than its header (code deeper still below is the
@@ -174,7 +179,7 @@ fn code_above(text: &Rope, line: usize) -> impl Iterator<Item = String> + '_ {
 fn indent_step(text: &Rope, line: usize) -> String {
     let mut deeper: Option<String> = None;
     for l in code_above(text, line) {
-        let own = &l[..l.len() - l.trim_start().len()];
+        let own = leading_whitespace(&l);
         let opens = l.trim_end().ends_with([':', '{']);
         if let Some(body) = deeper.as_deref().filter(|body| opens && body.len() > own.len() && body.starts_with(own)) {
             return body[own.len()..].to_owned();
@@ -206,22 +211,22 @@ mod tests {
     use super::*;
     use crate::syntax::{self, Language};
 
-    /// `$0` marks the cursor; checks the indentation an empty line takes, for first answers and
-    /// for alternatives.
-    fn check_indentation(language: Option<Language>, marked: &str, first: &str, retry: &str) {
+    /// The decision at the `$0` marker.
+    fn decide_marked(language: Option<Language>, marked: &str, trigger: Trigger) -> Decision {
         let cursor = marked.find("$0").expect("no cursor marker");
         let text = Rope::from_str(&marked.replacen("$0", "", 1));
         let tree = language.and_then(|l| syntax::parse(l, &text, None));
-        let decision = decide(&text, tree.as_ref(), cursor, Trigger::Invoked);
+        decide(&text, tree.as_ref(), cursor, trigger)
+    }
+
+    /// Checks the indentation an empty line takes, for first answers and for alternatives.
+    fn check_indentation(language: Option<Language>, marked: &str, first: &str, retry: &str) {
+        let decision = decide_marked(language, marked, Trigger::Invoked);
         assert_eq!((decision.indentation.as_str(), decision.retry_indentation.as_str()), (first, retry), "{marked:?}");
     }
 
-    /// `$0` marks the cursor.
     fn check(language: Option<Language>, marked: &str, trigger: Trigger, scope: Scope, indent: usize) {
-        let cursor = marked.find("$0").expect("no cursor marker");
-        let text = Rope::from_str(&marked.replacen("$0", "", 1));
-        let tree = language.and_then(|l| syntax::parse(l, &text, None));
-        let decision = decide(&text, tree.as_ref(), cursor, trigger);
+        let decision = decide_marked(language, marked, trigger);
         assert_eq!((decision.scope, decision.block_indent), (scope, indent), "{marked:?}: {}", decision.reason);
     }
 

@@ -218,9 +218,9 @@ async fn run(
         job.stop = vec!["```".into()];
     }
     let stop_rules = generation_rules;
-    // What the user typed is required; indentation the user has not typed is left to the
-    // model (forcing whitespace tokens of our choosing derails small models).
-    // An empty line at column 0 takes the indentation the code around gives it, as if typed.
+    // What the user typed is required. An empty line at column 0 takes the indentation the code
+    // around leaves no doubt about, as if typed (the engine writes it as the tokenizer would);
+    // otherwise indentation the user has not typed is left to the model.
     job.required_prefix = if healed.is_empty() { decision.indentation.clone() } else { healed.to_owned() };
     job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
 

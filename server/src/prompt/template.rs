@@ -115,12 +115,7 @@ fn native(parts: &Parts, spm: bool) -> Prompt {
         // The cursor's line goes after FIM_MIDDLE, as the start of the middle: typing on the line
         // then leaves everything before it, the code after the cursor included, in the cache.
         segments.extend([S(Special::FimPrefix), T(format!("{header}{}", window.prefix)), S(Special::FimSuffix)]);
-        let suffix = if window.line_before.is_empty() && std::env::var("EXP_STRIP").is_ok() {
-            window.suffix.strip_prefix('\n').unwrap_or(&window.suffix).to_owned()
-        } else {
-            window.suffix.clone()
-        };
-        segments.extend([T(suffix), S(Special::FimMiddle), T(window.line_before.clone())]);
+        segments.extend([T(window.suffix.clone()), S(Special::FimMiddle), T(window.line_before.clone())]);
     }
     Prompt::Segments(segments)
 }
