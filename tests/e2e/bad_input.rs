@@ -37,6 +37,22 @@ fn malformed_json_is_answered_with_a_parse_error() {
 }
 
 #[test]
+fn ids_that_are_not_64_bit_integers_do_not_end_the_server() {
+    let mut server = ready_server();
+    for id in ["1.5", "1e3", "9223372036854775808", "18446744073709551615"] {
+        for body in [
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"shutdown"}}"#),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":null}}"#),
+        ] {
+            server.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            assert_eq!(server.response_with_id(Value::Null)["error"]["code"], -32600, "{body}");
+        }
+    }
+    still_works(&mut server);
+    server.shutdown();
+}
+
+#[test]
 fn wrong_content_lengths_are_recovered_from() {
     let mut server = ready_server();
     let body =

@@ -196,6 +196,26 @@ impl Server {
         }
     }
 
+    /// Responses to request `id` that have arrived so far, without waiting.
+    pub fn responses_for(&mut self, id: i64) -> Vec<Value> {
+        while let Ok(Ok(message)) = self.messages.try_recv() {
+            self.dispatch(message);
+        }
+        self.responses.iter().filter(|r| r["id"] == json!(id)).cloned().collect()
+    }
+
+    /// Waits until the server's log contains `needle`.
+    pub fn wait_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.log().contains(needle) {
+            assert!(Instant::now() < deadline, "`{needle}` never appeared in the log\n{}", self.log());
+            while let Ok(Ok(message)) = self.messages.try_recv() {
+                self.dispatch(message);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits for a notification (or server request) with this method and returns it.
     pub fn notification(&mut self, method: &str) -> Value {
         self.wait_for(&format!("a `{method}` notification"), |server| {

@@ -7,6 +7,7 @@ mod bad_input;
 mod completion;
 mod config;
 mod harness;
+mod hostile;
 mod hub;
 mod lifecycle;
 mod model;

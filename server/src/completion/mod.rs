@@ -52,6 +52,7 @@ pub struct Request {
 }
 
 /// Counts with the model's tokenizer.
+#[derive(Clone)]
 struct Tokens(Tokenizer);
 
 impl Counter for Tokens {
@@ -165,28 +166,39 @@ async fn run(
     };
     let mode = template::choose(settings.fim_mode, &model);
     let tokenizer = engine.tokenizer().map(Tokens);
-    let counter: &dyn Counter = match &tokenizer {
-        Some(tokens) => tokens,
-        None => &Estimate,
-    };
-    let mut window = prompt::window::window(
-        &snapshot.text,
-        snapshot.tree.as_ref(),
-        cursor,
-        settings.prefix_tokens as usize,
-        settings.suffix_tokens as usize,
-        counter,
-    );
     let root = request.root.as_deref();
-    let extras = context::extras(
-        snapshot,
-        &window,
-        &request.others,
-        &request.chunks,
-        root,
-        settings.extra_tokens as usize,
-        counter,
-    );
+    // Cutting the window and gathering context tokenize much text and read imported files from
+    // disk: that blocking work runs off the async threads.
+    let (mut window, extras) = {
+        let (request, settings, tokenizer) = (request.clone(), settings.clone(), tokenizer.clone());
+        tokio::task::spawn_blocking(move || {
+            let counter: &dyn Counter = match &tokenizer {
+                Some(tokens) => tokens,
+                None => &Estimate,
+            };
+            let snapshot = &request.snapshot;
+            let window = prompt::window::window(
+                &snapshot.text,
+                snapshot.tree.as_ref(),
+                request.cursor,
+                settings.prefix_tokens as usize,
+                settings.suffix_tokens as usize,
+                counter,
+            );
+            let extras = context::extras(
+                snapshot,
+                &window,
+                &request.others,
+                &request.chunks,
+                request.root.as_deref(),
+                settings.extra_tokens as usize,
+                counter,
+            );
+            (window, extras)
+        })
+        .await
+        .map_err(|err| EngineError::Failed(format!("building the prompt failed: {err}")))?
+    };
     // Token healing: the prompt stops before the cursor line's trailing whitespace and partial
     // word, which the model then writes itself with its natural tokens ("return" then " a",
     // not "return " then "a"); the healed part is removed from its output again.

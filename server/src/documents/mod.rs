@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use ropey::Rope;
-use tree_sitter::Tree;
+use tokio::sync::watch;
+use tree_sitter::{InputEdit, Tree};
 
 use crate::syntax::{self, Language};
 
@@ -32,46 +33,95 @@ pub struct Document {
     pub version: i32,
     pub text: Rope,
     pub language: Option<Language>,
+    /// The syntax tree. In a [`Snapshot`] it always describes `text`; in the store it may be the
+    /// last parse edited to match the edits since (a base for the next incremental parse).
     pub tree: Option<Tree>,
+    /// Whether `tree` describes `text` (or the text is not to be parsed at all).
+    parsed: bool,
+    /// Whether the text is the editor's: false once an edit could not be applied, until the
+    /// editor sends the whole text again.
+    pub in_sync: bool,
+}
+
+/// What applying one `didChange` did to a document.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Ranges that had to be clamped because they lay past the end of the text.
+    pub clamped: usize,
+    /// The edits made to the tree, for replaying them on a tree parsed before them.
+    edits: Vec<InputEdit>,
+    /// The whole text was replaced: no earlier tree is a base for parsing any more.
+    replaced: bool,
 }
 
 impl Document {
+    /// A document, parsed at once (for the command line and tests).
     pub fn new(uri: &str, language_id: &str, version: i32, text: &str) -> Document {
-        let text = Rope::from_str(text);
-        let language = Language::detect(language_id, uri);
-        let tree = language.and_then(|language| syntax::parse(language, &text, None));
-        Document { uri: uri.to_owned(), language_id: language_id.to_owned(), version, text, language, tree }
+        let mut document = Document::unparsed(uri, language_id, version, text);
+        document.reparse();
+        document
     }
 
-    /// Applies one change and updates the tree incrementally, without re-parsing yet.
-    ///
-    /// Returns `true` when the range had to be clamped because it lay past the end of the text.
-    fn apply_change(&mut self, change: &Change, encoding: Encoding) -> bool {
+    /// A document whose parse is left for later ([`Store::parse_soon`]).
+    pub fn unparsed(uri: &str, language_id: &str, version: i32, text: &str) -> Document {
+        let text = Rope::from_str(text);
+        let language = Language::detect(language_id, uri);
+        let parsed = !needs_parse(language, &text);
+        Document {
+            uri: uri.to_owned(),
+            language_id: language_id.to_owned(),
+            version,
+            text,
+            language,
+            tree: None,
+            parsed,
+            in_sync: true,
+        }
+    }
+
+    /// Applies one change and edits the tree to match, without re-parsing.
+    fn apply_change(&mut self, change: &Change, encoding: Encoding, applied: &mut Applied) {
         let Some((start, end)) = change.range else {
             self.text = Rope::from_str(&change.text);
             self.tree = None;
-            return false;
+            self.text_changed();
+            self.in_sync = true;
+            applied.edits.clear();
+            applied.replaced = true;
+            return;
         };
         let start_result = position::byte_offset(&self.text, start, encoding);
         let end_result = position::byte_offset(&self.text, end, encoding);
-        let clamped = start_result.is_err() || end_result.is_err();
+        if start_result.is_err() || end_result.is_err() {
+            applied.clamped += 1;
+        }
         let len = self.text.len_bytes();
         let start = start_result.unwrap_or(len);
         let end = end_result.unwrap_or(len);
         // A reversed range is treated as the range between the two positions.
-        self.replace(start.min(end), start.max(end), &change.text);
-        clamped
+        applied.edits.push(self.replace(start.min(end), start.max(end), &change.text));
     }
 
     /// Replaces bytes `start..end` and edits the tree to match, without re-parsing yet.
-    fn replace(&mut self, start: usize, end: usize, text: &str) {
+    fn replace(&mut self, start: usize, end: usize, text: &str) -> InputEdit {
         let before = self.text.clone();
         let start_char = self.text.byte_to_char(start);
         let end_char = self.text.byte_to_char(end);
         self.text.remove(start_char..end_char);
         self.text.insert(start_char, text);
+        let edit = syntax::edit_for(&before, &self.text, start, end, text.len());
         if let Some(tree) = &mut self.tree {
-            tree.edit(&syntax::edit_for(&before, &self.text, start, end, text.len()));
+            tree.edit(&edit);
+        }
+        self.text_changed();
+        edit
+    }
+
+    /// After the text changed: the tree needs a parse, or is dropped if the text is not parsed.
+    fn text_changed(&mut self) {
+        self.parsed = !needs_parse(self.language, &self.text);
+        if self.parsed {
+            self.tree = None;
         }
     }
 
@@ -79,19 +129,32 @@ impl Document {
     /// document as it would be after an edit the editor has not made yet.
     pub fn edited(&self, start: usize, end: usize, text: &str) -> Document {
         let mut copy = self.clone();
+        if !copy.parsed {
+            copy.tree = None;
+        }
         copy.replace(start, end, text);
         copy.reparse();
         copy
     }
 
-    /// Applies the changes of one `didChange` in order, then re-parses once.
+    /// Applies the changes of one `didChange` in order, without re-parsing (cheap: this runs on
+    /// the message loop); the tree is left as a base for the next incremental parse.
+    pub fn apply_edits(&mut self, version: i32, changes: &[Change], encoding: Encoding) -> Applied {
+        let mut applied = Applied::default();
+        for change in changes {
+            self.apply_change(change, encoding, &mut applied);
+        }
+        self.version = version;
+        applied
+    }
+
+    /// Applies the changes of one `didChange` in order, then re-parses at once.
     ///
     /// Returns how many ranges had to be clamped.
     pub fn apply(&mut self, version: i32, changes: &[Change], encoding: Encoding) -> usize {
-        let clamped = changes.iter().filter(|change| self.apply_change(change, encoding)).count();
-        self.version = version;
+        let applied = self.apply_edits(version, changes, encoding);
         self.reparse();
-        clamped
+        applied.clamped
     }
 
     fn reparse(&mut self) {
@@ -99,12 +162,28 @@ impl Document {
             Some(language) => syntax::parse(language, &self.text, self.tree.as_ref()),
             None => None,
         };
+        self.parsed = true;
     }
 
-    /// A cheap, immutable copy for slow work.
-    pub fn snapshot(&self) -> Snapshot {
-        Arc::new(self.clone())
+    /// Whether the tree describes the text (always true for text that is not parsed).
+    pub fn is_parsed(&self) -> bool {
+        self.parsed
     }
+
+    /// A cheap, immutable copy for slow work. Its tree, if any, describes its text: a document
+    /// still waiting for its parse gives a snapshot without a tree ([`Store::parsed`] waits).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut copy = self.clone();
+        if !copy.parsed {
+            copy.tree = None;
+        }
+        Arc::new(copy)
+    }
+}
+
+/// Whether a text in this language is parsed at all (buffers over the size limit are text only).
+fn needs_parse(language: Option<Language>, text: &Rope) -> bool {
+    language.is_some() && text.len_bytes() <= syntax::MAX_PARSE_BYTES
 }
 
 /// A frozen view of a document. Ropes and trees share structure, so this is cheap to take.
@@ -126,22 +205,106 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// A parse to run off the message loop: a document's text at one generation, and the tree to
+/// reuse.
+pub struct ParseJob {
+    uri: String,
+    generation: u64,
+    language: Language,
+    text: Rope,
+    old: Option<Tree>,
+}
+
+impl ParseJob {
+    fn run(&self) -> Option<Tree> {
+        syntax::parse(self.language, &self.text, self.old.as_ref())
+    }
+}
+
+/// A document in the store, with what its background parse needs.
+struct Slot {
+    document: Document,
+    /// Counts the `didChange`s applied.
+    generation: u64,
+    /// Tree edits made after the running parse's text was taken, to replay on its result.
+    edits: Vec<(u64, InputEdit)>,
+    /// The generation of the last whole-text replacement: older parses are of no use.
+    replaced_at: u64,
+    parsing: bool,
+}
+
+impl Slot {
+    fn job(&mut self) -> Option<ParseJob> {
+        if self.document.parsed || self.parsing {
+            return None;
+        }
+        let language = self.document.language?;
+        self.parsing = true;
+        self.edits.clear();
+        Some(ParseJob {
+            uri: self.document.uri.clone(),
+            generation: self.generation,
+            language,
+            text: self.document.text.clone(),
+            old: self.document.tree.clone(),
+        })
+    }
+}
+
 /// All open documents, shared between the message loop and the handlers.
-#[derive(Clone, Default)]
+///
+/// Edits are applied at once (text and tree edits, cheap); parsing runs on tokio's blocking
+/// pool, one parse per document at a time, and a parse finished after more edits arrived is
+/// brought up to date with those edits and parsed again incrementally.
+#[derive(Clone)]
 pub struct Store {
-    inner: Arc<Mutex<HashMap<String, Document>>>,
+    inner: Arc<Mutex<HashMap<String, Slot>>>,
+    /// Bumped whenever a parse finishes, for [`Store::parsed`] to wait on.
+    parses: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store { inner: Arc::default(), parses: Arc::new(watch::channel(0).0) }
+    }
 }
 
 impl Store {
+    /// Stores a document; starts its parse if it needs one.
     pub fn open(&self, document: Document) {
-        self.inner.lock().insert(document.uri.clone(), document);
+        let uri = document.uri.clone();
+        let slot = Slot { document, generation: 0, edits: Vec::new(), replaced_at: 0, parsing: false };
+        self.inner.lock().insert(uri.clone(), slot);
+        self.parse_soon(&uri);
     }
 
-    /// Applies changes to an open document; returns how many ranges were clamped.
+    /// Applies changes to an open document and starts its parse; returns how many ranges were
+    /// clamped.
     pub fn change(&self, uri: &str, version: i32, changes: &[Change], encoding: Encoding) -> Result<usize, StoreError> {
-        let mut documents = self.inner.lock();
-        let document = documents.get_mut(uri).ok_or_else(|| StoreError::UnknownDocument(uri.to_owned()))?;
-        Ok(document.apply(version, changes, encoding))
+        let clamped = {
+            let mut documents = self.inner.lock();
+            let slot = documents.get_mut(uri).ok_or_else(|| StoreError::UnknownDocument(uri.to_owned()))?;
+            let applied = slot.document.apply_edits(version, changes, encoding);
+            slot.generation += 1;
+            if applied.replaced {
+                slot.replaced_at = slot.generation;
+                slot.edits.clear();
+            }
+            if slot.parsing {
+                let generation = slot.generation;
+                slot.edits.extend(applied.edits.into_iter().map(|edit| (generation, edit)));
+            }
+            applied.clamped
+        };
+        self.parse_soon(uri);
+        Ok(clamped)
+    }
+
+    /// Marks a document as differing from the editor's copy (an edit could not be applied).
+    pub fn mark_out_of_sync(&self, uri: &str) {
+        if let Some(slot) = self.inner.lock().get_mut(uri) {
+            slot.document.in_sync = false;
+        }
     }
 
     pub fn close(&self, uri: &str) -> Result<(), StoreError> {
@@ -151,13 +314,38 @@ impl Store {
         }
     }
 
+    /// The document as it is now; without a tree while its parse is pending.
     pub fn snapshot(&self, uri: &str) -> Option<Snapshot> {
-        self.inner.lock().get(uri).map(Document::snapshot)
+        self.inner.lock().get(uri).map(|slot| slot.document.snapshot())
     }
 
-    /// Snapshots of every open document, for cross-file context.
+    /// The document as it is now, once its tree describes its text: waits for the parse of
+    /// the newest text. `None` when the document is not open (or was closed meanwhile).
+    pub async fn parsed(&self, uri: &str) -> Option<Snapshot> {
+        let mut parses = self.parses.subscribe();
+        loop {
+            {
+                let documents = self.inner.lock();
+                let slot = documents.get(uri)?;
+                if slot.document.parsed {
+                    return Some(slot.document.snapshot());
+                }
+            }
+            self.parse_soon(uri);
+            if parses.changed().await.is_err() {
+                return self.snapshot(uri);
+            }
+        }
+    }
+
+    /// Whether the document is open.
+    pub fn contains(&self, uri: &str) -> bool {
+        self.inner.lock().contains_key(uri)
+    }
+
+    /// Snapshots of every open document, for cross-file context (never waits for a parse).
     pub fn all(&self) -> Vec<Snapshot> {
-        self.inner.lock().values().map(Document::snapshot).collect()
+        self.inner.lock().values().map(|slot| slot.document.snapshot()).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -166,6 +354,48 @@ impl Store {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Starts parsing a document that needs it, on tokio's blocking pool (inline when there is
+    /// no runtime, as in unit tests), unless a parse of it is running already.
+    pub fn parse_soon(&self, uri: &str) {
+        let Some(job) = self.inner.lock().get_mut(uri).and_then(Slot::job) else { return };
+        let store = self.clone();
+        let work = move || {
+            let mut job = Some(job);
+            while let Some(current) = job {
+                let tree = current.run();
+                job = store.install(current, tree);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(work)),
+            Err(_) => work(),
+        }
+    }
+
+    /// Installs a finished parse, replaying the edits made since its text was taken; returns the
+    /// next parse to run when the document changed meanwhile.
+    fn install(&self, job: ParseJob, tree: Option<Tree>) -> Option<ParseJob> {
+        let next = {
+            let mut documents = self.inner.lock();
+            let slot = documents.get_mut(&job.uri)?;
+            slot.parsing = false;
+            if job.generation >= slot.replaced_at {
+                let mut tree = tree;
+                if let Some(tree) = &mut tree {
+                    for (_, edit) in slot.edits.iter().filter(|(generation, _)| *generation > job.generation) {
+                        tree.edit(edit);
+                    }
+                }
+                slot.document.tree = tree;
+                slot.document.parsed = slot.generation == job.generation;
+            }
+            slot.edits.clear();
+            slot.job()
+        };
+        self.parses.send_modify(|count| *count += 1);
+        next
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn run(spec: &ModelSpec, settings: &Settings, shared: &Shared) {
         Ok(session) => session,
         Err(message) => return shared.failed(message),
     };
-    let _ = shared.tokenizer.set(Tokenizer { model: model.clone() });
+    *shared.tokenizer.write() = Some(Tokenizer { model: model.clone() });
     shared.ready(session.info.clone(), notice);
     worker::serve(&mut session, shared);
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
 
 mod llama;
@@ -311,6 +312,21 @@ impl CancelToken {
     }
 }
 
+/// How many engine workers this process has started, and how many held a model at once at
+/// most: the settings storm test reads these through the status command.
+#[derive(Debug, Default)]
+pub struct Workers {
+    pub started: AtomicU64,
+    pub alive: AtomicU64,
+    pub peak_alive: AtomicU64,
+}
+
+/// The process-wide worker counts.
+pub fn workers() -> &'static Workers {
+    static WORKERS: OnceLock<Workers> = OnceLock::new();
+    WORKERS.get_or_init(Workers::default)
+}
+
 /// Totals over the engine's life, for tests and the status command.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -330,8 +346,10 @@ pub struct Engine {
 struct Inner {
     queue: Arc<queue::Queue>,
     state: watch::Receiver<State>,
+    /// Becomes true when the worker thread has ended and freed the model.
+    exited: watch::Receiver<bool>,
     counters: Arc<Counters>,
-    tokenizer: Arc<OnceLock<Tokenizer>>,
+    tokenizer: Arc<RwLock<Option<Tokenizer>>>,
 }
 
 impl Drop for Inner {
@@ -346,15 +364,29 @@ impl Engine {
         let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let queue = Arc::new(queue::Queue::default());
         let counters = Arc::new(Counters::default());
-        let tokenizer = Arc::new(OnceLock::new());
+        let tokenizer = Arc::new(RwLock::new(None));
+        let (exited_tx, exited) = watch::channel(false);
         let shared = worker::Shared {
             queue: queue.clone(),
             state: state_tx,
             counters: counters.clone(),
             tokenizer: tokenizer.clone(),
         };
-        worker::spawn(spec, settings.clone(), shared);
-        Engine { inner: Arc::new(Inner { queue, state, counters, tokenizer }) }
+        worker::spawn(spec, settings.clone(), shared, exited_tx);
+        Engine { inner: Arc::new(Inner { queue, state, exited, counters, tokenizer }) }
+    }
+
+    /// Stops the engine now, whoever else holds a handle: queued jobs are answered as
+    /// cancelled, the running job stops at its next step, and the worker frees the model (a
+    /// model still loading is freed as soon as its load returns).
+    pub fn stop(&self) {
+        self.inner.queue.close();
+    }
+
+    /// Waits until the worker thread has ended and the model's memory is freed.
+    pub async fn stopped(&self) {
+        let mut exited = self.inner.exited.clone();
+        let _ = exited.wait_for(|&exited| exited).await;
     }
 
     pub fn state(&self) -> State {
@@ -372,7 +404,7 @@ impl Engine {
 
     /// The model's tokenizer, once a llama.cpp model is loaded.
     pub fn tokenizer(&self) -> Option<Tokenizer> {
-        self.inner.tokenizer.get().cloned()
+        self.inner.tokenizer.read().clone()
     }
 
     /// Runs a job on the worker. Never blocks the caller's thread.

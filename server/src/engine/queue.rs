@@ -115,7 +115,7 @@ impl Queue {
         let mut inner = self.inner.lock();
         inner.closed = true;
         for queued in inner.heap.drain() {
-            let _ = queued.entry.reply.send(Err(EngineError::Failed("the engine was stopped".into())));
+            let _ = queued.entry.reply.send(Err(EngineError::Cancelled));
         }
         self.ready.notify_all();
     }

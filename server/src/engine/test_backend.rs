@@ -1,7 +1,7 @@
 //! A deterministic test backend for protocol tests. Compiled only with the `test-backend` feature,
 //! which only test builds enable, so users can never reach it.
 //!
-//! Spec: `test:MODE[?load_ms=N&token_ms=N&tokens=N]`. Modes:
+//! Spec: `test:MODE[?load_ms=N&prompt_ms=N&token_ms=N&tokens=N]`. Modes:
 //! - `checksum`: answers `"LEN:HASH"` (a string literal, valid code in most places), where LEN
 //!   is the cursor's byte offset in the prompt's window of the file and HASH the FNV-1a hash
 //!   (hex) of that window's text. It reads native FIM prompts (prefix, suffix, and the cursor
@@ -12,8 +12,9 @@
 //!   avoid the string's first word (`Job::avoid`) is the hash as a hex number instead.
 //! - `fail`: fails to load, with a clear message.
 //!
-//! The answer is emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between
-//! pieces as the real engine does between tokens.
+//! Each job first "evaluates its prompt" for `prompt_ms`, in 10 ms steps; then the answer is
+//! emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between steps as the
+//! real engine does between batches and tokens.
 
 use std::time::Duration;
 
@@ -21,12 +22,17 @@ use super::worker::{Backend, Shared, Step};
 use super::{CancelToken, EngineError, Job, ModelInfo, Output, Prompt, Segment, Special, Stats, StopReason};
 
 pub(crate) struct TestBackend {
+    prompt_ms: u64,
     token_ms: u64,
     tokens: usize,
 }
 
+/// The step of simulated prompt evaluation.
+const PROMPT_STEP_MS: u64 = 10;
+
 pub(crate) struct Running {
     pieces: Vec<String>,
+    prompt_steps: u64,
     next: usize,
     text: String,
     cancel: CancelToken,
@@ -36,13 +42,14 @@ pub(crate) struct Running {
 impl TestBackend {
     pub fn load(options: &str, shared: &Shared) -> Result<TestBackend, String> {
         let (mode, query) = options.split_once('?').unwrap_or((options, ""));
-        let mut backend = TestBackend { token_ms: 0, tokens: 4 };
+        let mut backend = TestBackend { prompt_ms: 0, token_ms: 0, tokens: 4 };
         let mut load_ms = 0;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let number: u64 = value.parse().map_err(|_| format!("test backend: bad number in `{pair}`"))?;
             match key {
                 "load_ms" => load_ms = number,
+                "prompt_ms" => backend.prompt_ms = number,
                 "token_ms" => backend.token_ms = number,
                 "tokens" => backend.tokens = number.max(1) as usize,
                 _ => return Err(format!("test backend: unknown option `{key}`")),
@@ -120,7 +127,8 @@ impl Backend for TestBackend {
         let size = answer.len().div_ceil(self.tokens).max(1);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
-        Ok(Running { pieces, next: 0, text: String::new(), cancel, stats })
+        let prompt_steps = self.prompt_ms.div_ceil(PROMPT_STEP_MS);
+        Ok(Running { pieces, prompt_steps, next: 0, text: String::new(), cancel, stats })
     }
 
     fn step(&mut self, running: &mut Running) -> Step {
@@ -131,6 +139,11 @@ impl Backend for TestBackend {
                 stop: StopReason::Cancelled,
                 stats: running.stats,
             }));
+        }
+        if running.prompt_steps > 0 {
+            std::thread::sleep(Duration::from_millis(PROMPT_STEP_MS));
+            running.prompt_steps -= 1;
+            return Step::Continue;
         }
         let Some(piece) = running.pieces.get(running.next) else {
             return Step::Done(Ok(Output {

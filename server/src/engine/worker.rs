@@ -2,7 +2,9 @@
 //! low-priority job yield to more urgent ones between steps.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use tokio::sync::watch;
 
@@ -15,7 +17,9 @@ pub(crate) struct Shared {
     pub queue: Arc<Queue>,
     pub state: watch::Sender<State>,
     pub counters: Arc<Counters>,
-    pub tokenizer: Arc<OnceLock<Tokenizer>>,
+    /// The loaded model's tokenizer; taken out when the worker ends, so that the model is freed
+    /// even while engine handles remain.
+    pub tokenizer: Arc<RwLock<Option<Tokenizer>>>,
 }
 
 impl Shared {
@@ -53,21 +57,41 @@ pub(crate) trait Backend {
     fn step(&mut self, running: &mut Self::Running) -> Step;
 }
 
-pub(crate) fn spawn(spec: ModelSpec, settings: Settings, shared: Shared) {
+pub(crate) fn spawn(spec: ModelSpec, settings: Settings, shared: Shared, exited: watch::Sender<bool>) {
+    let workers = super::workers();
+    workers.started.fetch_add(1, Ordering::Relaxed);
+    let alive = workers.alive.fetch_add(1, Ordering::AcqRel) + 1;
+    workers.peak_alive.fetch_max(alive, Ordering::AcqRel);
+    // Declared first, dropped last: the model is freed before the engine counts as exited.
+    let exit = Exited(exited);
     #[allow(clippy::disallowed_methods, reason = "the engine owns the model worker thread")]
-    let result = std::thread::Builder::new().name("mistral-lsp-engine".into()).spawn(move || match spec {
-        #[cfg(feature = "test-backend")]
-        ModelSpec::Test(options) => match super::test_backend::TestBackend::load(&options, &shared) {
-            Ok(mut backend) => {
-                shared.ready(backend.info(), None);
-                serve(&mut backend, &shared);
-            }
-            Err(message) => shared.failed(message),
-        },
-        spec => super::llama::run(&spec, &settings, &shared),
+    let result = std::thread::Builder::new().name("mistral-lsp-engine".into()).spawn(move || {
+        let _exit = exit;
+        match spec {
+            #[cfg(feature = "test-backend")]
+            ModelSpec::Test(options) => match super::test_backend::TestBackend::load(&options, &shared) {
+                Ok(mut backend) => {
+                    shared.ready(backend.info(), None);
+                    serve(&mut backend, &shared);
+                }
+                Err(message) => shared.failed(message),
+            },
+            spec => super::llama::run(&spec, &settings, &shared),
+        }
+        shared.tokenizer.write().take();
     });
     if let Err(err) = result {
         tracing::error!("cannot start the engine thread: {err}");
+    }
+}
+
+/// Marks the worker as ended when dropped (at the end of its thread, or if it never started).
+struct Exited(watch::Sender<bool>);
+
+impl Drop for Exited {
+    fn drop(&mut self) {
+        super::workers().alive.fetch_sub(1, Ordering::AcqRel);
+        self.0.send_replace(true);
     }
 }
 
@@ -81,6 +105,8 @@ pub(crate) fn serve<B: Backend>(backend: &mut B, shared: &Shared) {
 
 fn run<B: Backend>(backend: &mut B, shared: &Shared, entry: Entry) {
     let priority = entry.job.priority;
+    tracing::debug!("engine job started ({priority:?})");
+    let stop = entry.cancel.clone();
     let mut running = match backend.start(entry.job, entry.cancel) {
         Ok(running) => running,
         Err(err) => {
@@ -89,6 +115,10 @@ fn run<B: Backend>(backend: &mut B, shared: &Shared, entry: Entry) {
         }
     };
     loop {
+        if shared.queue.is_closed() {
+            // The engine is being stopped: end this job at once.
+            stop.cancel();
+        }
         match backend.step(&mut running) {
             Step::Continue => {
                 if priority < Priority::Interactive {

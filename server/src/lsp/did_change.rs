@@ -1,24 +1,17 @@
 //! `textDocument/didChange`: apply incremental edits. Applied in wire order by `ordered`.
+//!
+//! Each change of a notification is read on its own: the valid ones are applied, one that cannot
+//! be (a position that is not a 32-bit unsigned integer, a missing text) is rejected, and the
+//! document is then marked out of sync, so that nothing is built on a text the editor does not
+//! have, until it sends the whole text again.
 
 use serde::Deserialize;
-use tower_lsp_server::gen_lsp_types::Range;
+use serde_json::Value;
+use tower_lsp_server::gen_lsp_types::{MessageType, Range};
 
 use super::convert;
 use super::session::Session;
 use crate::documents::Change;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Params {
-    text_document: Versioned,
-    content_changes: Vec<ContentChange>,
-}
-
-#[derive(Deserialize)]
-struct Versioned {
-    uri: String,
-    version: i32,
-}
 
 #[derive(Deserialize)]
 struct ContentChange {
@@ -26,30 +19,63 @@ struct ContentChange {
     text: String,
 }
 
-pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
+pub fn apply(session: &Session, params: Option<&Value>) {
     if !session.is_initialized() {
         return tracing::warn!("didChange before initialized: ignored");
     }
-    let Some(params) = params.and_then(|p| Params::deserialize(p).ok()) else {
-        return tracing::warn!("didChange with malformed params: ignored");
+    let document = params.and_then(|p| p.get("textDocument"));
+    let (Some(uri), Some(raw_changes)) = (
+        document.and_then(|d| d.get("uri")).and_then(Value::as_str),
+        params.and_then(|p| p.get("contentChanges")).and_then(Value::as_array),
+    ) else {
+        return tracing::warn!("didChange without a document URI or contentChanges: ignored");
     };
-    let changes: Vec<Change> = params
-        .content_changes
-        .into_iter()
-        .map(|change| Change {
-            range: change.range.map(|r| (convert::line_col(r.start), convert::line_col(r.end))),
-            text: change.text,
-        })
-        .collect();
-    let uri = &params.text_document.uri;
-    let edited_line = changes.first().and_then(|c| c.range).map(|(start, _)| start.line as usize);
-    match session.store.change(uri, params.text_document.version, &changes, session.encoding()) {
-        Ok(0) => {
-            if let (Some(line), Some(snapshot)) = (edited_line, session.store.snapshot(uri)) {
-                session.remember(uri, &snapshot.text, line);
+    let Some(current) = session.store.snapshot(uri) else {
+        return tracing::warn!("didChange ignored: document is not open: {uri}");
+    };
+    let version = document.and_then(|d| d.get("version")).and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok());
+    let version = version.unwrap_or_else(|| {
+        tracing::warn!("didChange {uri} without a valid version: applied, version kept at {}", current.version);
+        current.version
+    });
+    let mut changes = Vec::with_capacity(raw_changes.len());
+    let mut last_rejected = None;
+    let mut last_full = None;
+    for (index, raw) in raw_changes.iter().enumerate() {
+        match ContentChange::deserialize(raw) {
+            Ok(change) => {
+                if change.range.is_none() {
+                    last_full = Some(index);
+                }
+                changes.push(Change {
+                    range: change.range.map(|r| (convert::line_col(r.start), convert::line_col(r.end))),
+                    text: change.text,
+                });
+            }
+            Err(err) => {
+                tracing::error!("didChange {uri}: change {index} cannot be applied ({err}): {raw}");
+                last_rejected = Some(index);
             }
         }
+    }
+    let edited_line = changes.first().and_then(|c| c.range).map(|(start, _)| start.line as usize);
+    match session.store.change(uri, version, &changes, session.encoding()) {
+        Ok(0) => {}
         Ok(clamped) => tracing::warn!("didChange {uri}: {clamped} ranges past the end of the document were clamped"),
-        Err(err) => tracing::warn!("didChange ignored: {err}"),
+        Err(err) => return tracing::warn!("didChange ignored: {err}"),
+    }
+    // A rejected change after the last whole text leaves a text that the editor does not have.
+    if last_rejected.is_some_and(|rejected| last_full.is_none_or(|full| rejected > full)) {
+        session.store.mark_out_of_sync(uri);
+        session.show_once(
+            MessageType::Error,
+            format!(
+                "mistral-lsp: an edit of {uri} could not be applied; no suggestions for it until the editor \
+                 sends its whole text again (reopen the file)"
+            ),
+        );
+    }
+    if let (Some(line), Some(snapshot)) = (edited_line, session.store.snapshot(uri)) {
+        session.remember(uri, &snapshot.text, line);
     }
 }

@@ -8,6 +8,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
     };
     session.tickets.forget(uri);
     session.completer.forget(uri);
+    session.ring_lines.lock().remove(uri);
     if let Err(err) = session.store.close(uri) {
         tracing::warn!("didClose ignored: {err}");
     }

@@ -1,4 +1,5 @@
-//! `textDocument/didOpen`: store the buffer and parse it. Applied in wire order by `ordered`.
+//! `textDocument/didOpen`: store the buffer; it is parsed off the message loop. Applied in wire
+//! order by `ordered`.
 
 use serde::Deserialize;
 
@@ -28,7 +29,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
         return tracing::warn!("didOpen with malformed params: ignored");
     };
     tracing::debug!("open {} ({}, {} bytes)", item.uri, item.language_id, item.text.len());
-    let document = Document::new(&item.uri, &item.language_id, item.version, &item.text);
+    let document = Document::unparsed(&item.uri, &item.language_id, item.version, &item.text);
     session.remember(&item.uri, &document.text, 0);
     session.store.open(document);
 }

@@ -1,19 +1,38 @@
-//! `workspace/executeCommand`: `mistral-lsp.status` reports the engine's state and the settings.
+//! `workspace/executeCommand`: `mistral-lsp.status` reports the engine's state and the settings;
+//! `mistral-lsp.document` (not advertised: for tests and benchmarks) returns the server's copy of
+//! a document, to compare with the editor's.
 
 use serde_json::json;
 use tower_lsp_server::gen_lsp_types::{ExecuteCommandParams, LspAny};
 use tower_lsp_server::jsonrpc::{Error, Result};
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::server::Server;
 use crate::engine::State;
 
 pub const STATUS: &str = "mistral-lsp.status";
+pub const DOCUMENT: &str = "mistral-lsp.document";
 
 pub fn handle(server: &Server, params: ExecuteCommandParams) -> Result<Option<LspAny>> {
     match params.command.as_str() {
         STATUS => Ok(Some(status(server))),
+        DOCUMENT => document(server, params.arguments.as_deref().unwrap_or_default()),
         other => Err(Error::invalid_params(format!("unknown command `{other}`"))),
     }
+}
+
+fn document(server: &Server, arguments: &[LspAny]) -> Result<Option<LspAny>> {
+    let Some(uri) = arguments.first().and_then(LspAny::as_str) else {
+        return Err(Error::invalid_params("expected the document's URI as the first argument"));
+    };
+    let snapshot = server.session.store.snapshot(uri).ok_or_else(|| super::convert::unknown_document(uri))?;
+    Ok(Some(json!({
+        "version": snapshot.version,
+        "text": snapshot.text.to_string(),
+        "inSync": snapshot.in_sync,
+        "parsed": snapshot.is_parsed(),
+    })))
 }
 
 fn status(server: &Server) -> LspAny {
@@ -27,6 +46,7 @@ fn status(server: &Server) -> LspAny {
         Some(State::Failed { message }) => ("error", message, None),
     };
     let counters = engine.as_ref().map(|e| e.counters());
+    let workers = crate::engine::workers();
     let count = |f: fn(&crate::engine::Counters) -> u64| counters.map(f).unwrap_or(0);
     json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -39,5 +59,15 @@ fn status(server: &Server) -> LspAny {
         "evaluatedTokens": count(|c| c.evaluated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "reusedTokens": count(|c| c.reused_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "generatedTokens": count(|c| c.generated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
+        "threads": settings.threads,
+        "contextSize": settings.context_size,
+        "tickets": session.tickets.len(),
+        "ringDocuments": session.ring_lines.lock().len(),
+        "longestStallMs": session.longest_stall_us.load(Relaxed) as f64 / 1000.0,
+        "engines": {
+            "started": workers.started.load(Relaxed),
+            "alive": workers.alive.load(Relaxed),
+            "peakAlive": workers.peak_alive.load(Relaxed),
+        },
     })
 }

@@ -40,10 +40,15 @@ pub(super) async fn suggest(
     let session = &server.session;
     let ticket = current_ticket();
     let uri = at.text_document.uri.as_ref();
-    let snapshot = session.store.snapshot(uri).ok_or_else(|| convert::unknown_document(uri))?;
+    // The newest text with its tree: waits for a parse that the edits before this request started.
+    let snapshot = session.store.parsed(uri).await.ok_or_else(|| convert::unknown_document(uri))?;
     let cursor = convert::offset(&snapshot, at.position, session.encoding())?;
     let settings = session.settings();
     let nothing = |snapshot| Ok((snapshot, Vec::new()));
+    if !snapshot.in_sync {
+        tracing::warn!("no completion for {uri}: its text differs from the editor's since an edit failed");
+        return nothing(snapshot);
+    }
     if !settings.completes(&snapshot.language_id) {
         return nothing(snapshot);
     }

@@ -31,6 +31,9 @@ mod transport;
 
 pub use session::Session;
 
+/// Requests tower-lsp runs at once. Long ones (completions) are detached and do not count.
+const CONCURRENCY: usize = 16;
+
 /// Serves LSP over `input`/`output` until `exit`. Returns the process exit code: 0 after
 /// `shutdown` then `exit`, 1 otherwise.
 pub async fn serve<R, W>(input: R, output: W, session: Arc<Session>) -> i32
@@ -38,14 +41,24 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (service, socket) = LspService::build(|client| server::Server::new(client, session.clone())).finish();
-    let service = ordered::Ordered::new(service, session.clone());
+    let (service, socket) = LspService::build(|client| {
+        let _ = session.lsp_client.set(client.clone());
+        server::Server::new(client, session.clone())
+    })
+    .finish();
+    // Answers that do not come through tower-lsp: the guard's errors, detached requests.
+    let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
+    let service = ordered::Ordered::new(service, session.clone(), answers_tx.clone());
     let (guard_to_server, server_input) = tokio::io::duplex(1 << 20);
     let (server_output, server_to_merge) = tokio::io::duplex(1 << 20);
-    let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(transport::guard_input(input, guard_to_server, errors_tx));
-    let writer = tokio::spawn(transport::merge_output(server_to_merge, errors_rx, output));
-    Transport::new(server_input, server_output, socket).serve(service).await;
+    let on_end = session.clone();
+    tokio::spawn(async move {
+        transport::guard_input(input, guard_to_server, answers_tx).await;
+        // The client is gone or said `exit`: whatever still runs is for nobody.
+        on_end.cancel_everything();
+    });
+    let writer = tokio::spawn(transport::merge_output(server_to_merge, answers_rx, output));
+    Transport::new(server_input, server_output, socket).concurrency_level(CONCURRENCY).serve(service).await;
     // The server's output side is closed now; let the writer drain what is left.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
     if session.shutdown_requested.load(Ordering::Acquire) {

@@ -10,6 +10,9 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
 
 use tower_lsp_server::jsonrpc::{Request, Response};
 use tower_lsp_server::ExitedError;
@@ -31,11 +34,13 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<Option<Response>, ExitedErro
 pub struct Ordered<S> {
     inner: S,
     session: Arc<Session>,
+    /// Where answers of detached requests go: merged into stdout by the transport.
+    answers: mpsc::UnboundedSender<Vec<u8>>,
 }
 
 impl<S> Ordered<S> {
-    pub fn new(inner: S, session: Arc<Session>) -> Self {
-        Ordered { inner, session }
+    pub fn new(inner: S, session: Arc<Session>, answers: mpsc::UnboundedSender<Vec<u8>>) -> Self {
+        Ordered { inner, session, answers }
     }
 }
 
@@ -53,6 +58,21 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let future = self.dispatch(request);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.session.longest_stall_us.fetch_max(micros, Ordering::Relaxed);
+        future
+    }
+}
+
+impl<S> Ordered<S>
+where
+    S: tower::Service<Request, Response = Option<Response>, Error = ExitedError>,
+    S::Future: Send + 'static,
+{
+    /// The synchronous part of handling one message, in wire order.
+    fn dispatch(&mut self, request: Request) -> BoxFuture {
         let session = &self.session;
         let is_notification = request.id().is_none();
         let sync: Option<fn(&Session, Option<&serde_json::Value>)> = match request.method() {
@@ -71,16 +91,43 @@ where
             // Documents are accepted from the moment `initialize` arrives: well-behaved clients
             // wait for its answer anyway, and `initialized` may race them through tower-lsp.
             "initialize" => session.initialized.store(true, Ordering::Release),
-            "shutdown" => session.shutdown_requested.store(true, Ordering::Release),
+            // tower-lsp refuses `shutdown` before `initialize`; the exit code must say so.
+            "shutdown" if session.is_initialized() => session.shutdown_requested.store(true, Ordering::Release),
             "textDocument/inlineCompletion" | "textDocument/completion" => {
-                if let Some(uri) = document_uri(request.params()) {
+                // Tickets only for open documents: others are answered at once, and leave nothing.
+                if let Some(uri) = document_uri(request.params()).filter(|uri| session.store.contains(uri)) {
                     let ticket = session.tickets.issue(&uri);
-                    return Box::pin(TICKET.scope(ticket, self.inner.call(request)));
+                    let future = TICKET.scope(ticket, self.inner.call(request));
+                    return self.detach(future);
                 }
             }
             _ => {}
         }
         Box::pin(self.inner.call(request))
+    }
+}
+
+impl<S> Ordered<S> {
+    /// Runs a long request's future as its own task and answers it through the side channel,
+    /// so that it does not hold one of tower-lsp's few concurrent slots (when they are all taken,
+    /// tower-lsp stops reading input, edits included). `$/cancelRequest` still reaches it: tower-lsp
+    /// registered the request as pending when `call` made the future.
+    fn detach<F>(&self, future: F) -> BoxFuture
+    where
+        F: Future<Output = Result<Option<Response>, ExitedError>> + Send + 'static,
+    {
+        let answers = self.answers.clone();
+        tokio::spawn(async move {
+            if let Ok(Some(response)) = future.await {
+                match serde_json::to_vec(&response) {
+                    Ok(body) => {
+                        let _ = answers.send(body);
+                    }
+                    Err(err) => tracing::error!("cannot serialize a response: {err}"),
+                }
+            }
+        });
+        Box::pin(std::future::ready(Ok(None)))
     }
 }
 

@@ -1,6 +1,8 @@
 //! Starting the engine and reporting its state: work-done progress while the model loads, a
 //! `mistral-lsp/status` notification on every change, and an error message if loading fails.
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 use tower_lsp_server::gen_lsp_types::{
     LspNotificationMethod, MessageDirection, MessageType, Notification, ProgressToken,
@@ -28,8 +30,23 @@ impl Notification for StatusNotification {
 }
 
 /// Starts (or restarts) the engine with the current settings and reports on it in the background.
+///
+/// One engine at a time: the old one is stopped and its model freed before the new one loads.
+/// Restarts asked for while one is under way are coalesced into one, with the newest settings.
 pub async fn start_engine(server: &Server) {
     let session = &server.session;
+    session.engine_wanted.store(true, Ordering::Release);
+    let _turn = session.engine_turn.lock().await;
+    if !session.engine_wanted.swap(false, Ordering::AcqRel) {
+        return tracing::debug!("engine restart coalesced with the one before it");
+    }
+    // A speculation holds the old engine (and its model) until it ends: stop it.
+    session.completer.stop_speculating();
+    let old = session.engine.write().take();
+    if let Some(old) = old {
+        old.stop();
+        old.stopped().await;
+    }
     let settings = session.settings();
     let engine = match ModelSpec::parse(&settings.model) {
         Ok(spec) => Engine::start(spec, &settings),
@@ -40,8 +57,6 @@ pub async fn start_engine(server: &Server) {
             return;
         }
     };
-    // A speculation holds the old engine (and its model) until it ends: stop it.
-    session.completer.stop_speculating();
     *session.engine.write() = Some(engine.clone());
     let support = *session.client.read();
     tokio::spawn(report(server.client.clone(), engine, support.work_done_progress));

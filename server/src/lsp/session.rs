@@ -2,9 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
+use tower_lsp_server::gen_lsp_types::MessageType;
+use tower_lsp_server::Client;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,16 @@ pub struct Session {
     reported: Mutex<HashSet<String>>,
     /// Problems found before the client could be told (command line, environment).
     pub pending_problems: Mutex<Vec<Problem>>,
+    /// The client, for messages from code that runs outside a handler (the ordered layer).
+    pub lsp_client: OnceLock<Client>,
+    /// One engine start at a time ([`super::progress::start_engine`]).
+    pub engine_turn: tokio::sync::Mutex<()>,
+    /// An engine (re)start was asked for and has not begun yet.
+    pub engine_wanted: AtomicBool,
+    /// The longest time, in microseconds, that the message loop spent on one message.
+    pub longest_stall_us: AtomicU64,
+    /// Set when the client's input ended: nothing more will be asked, so nothing runs on.
+    pub input_closed: AtomicBool,
 }
 
 impl Session {
@@ -71,6 +83,11 @@ impl Session {
             engine_restart_pending: AtomicBool::new(false),
             reported: Mutex::new(HashSet::new()),
             pending_problems: Mutex::new(problems),
+            lsp_client: OnceLock::new(),
+            input_closed: AtomicBool::new(false),
+            engine_turn: tokio::sync::Mutex::new(()),
+            engine_wanted: AtomicBool::new(false),
+            longest_stall_us: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +124,24 @@ impl Session {
         }
         let path = crate::completion::context::display_path(uri, self.root.read().as_deref());
         self.ring.lock().add(ring::Chunk::new(&path, &ring::chunk_around_rope(text, line)));
+    }
+
+    /// Shows a message to the user the first time it comes up, without waiting for the client.
+    pub fn show_once(&self, kind: MessageType, message: String) {
+        if !self.first_report(&message) {
+            return;
+        }
+        if let (Some(client), Ok(runtime)) = (self.lsp_client.get(), tokio::runtime::Handle::try_current()) {
+            let client = client.clone();
+            runtime.spawn(async move { client.show_message(kind, message).await });
+        }
+    }
+
+    /// The client is gone (its input ended): stops every completion and speculation at once.
+    pub fn cancel_everything(&self) {
+        self.input_closed.store(true, Ordering::Release);
+        self.tickets.supersede_all();
+        self.completer.stop_speculating();
     }
 
     /// Returns true the first time a problem is seen.
@@ -151,5 +186,21 @@ impl Tickets {
 
     pub fn forget(&self, uri: &str) {
         self.latest.lock().remove(uri);
+    }
+
+    /// How many documents have tickets.
+    pub fn len(&self) -> usize {
+        self.latest.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Supersedes every ticket issued so far.
+    pub fn supersede_all(&self) {
+        for latest in self.latest.lock().values() {
+            latest.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }

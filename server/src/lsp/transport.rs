@@ -27,8 +27,8 @@ pub async fn guard_input<R: AsyncRead + Unpin>(
                 tracing::warn!("bad message: {message}");
                 let _ = errors.send(error_body(Value::Null, -32700, &message));
             }
-            Frame::Body(body) => match check(&body) {
-                Ok(()) => {
+            Frame::Body(body) => match accept(body) {
+                Ok(body) => {
                     let header = format!("Content-Length: {}\r\n\r\n", body.len());
                     if to_server.write_all(header.as_bytes()).await.is_err()
                         || to_server.write_all(&body).await.is_err()
@@ -87,6 +87,76 @@ fn error_body(id: Value, code: i64, message: &str) -> Vec<u8> {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string().into_bytes()
 }
 
+/// The body to pass on, or the error to answer it with. A body whose only fault is a lone UTF-16
+/// surrogate escape (JavaScript editors can send `"\udc00"`; JSON parsers refuse it) is passed on
+/// with U+FFFD in its place, which takes the same single UTF-16 unit, so positions still agree.
+fn accept(body: Vec<u8>) -> Result<Vec<u8>, (Value, i64, String)> {
+    let error = match check(&body) {
+        Ok(()) => return Ok(body),
+        Err(error) => error,
+    };
+    if error.1 == -32700 {
+        if let Some(repaired) = replace_lone_surrogates(&body) {
+            if check(&repaired).is_ok() {
+                tracing::warn!("a message carried lone UTF-16 surrogates; they were replaced with U+FFFD");
+                return Ok(repaired);
+            }
+        }
+    }
+    Err(error)
+}
+
+/// Replaces `\uXXXX` escapes of unpaired surrogates inside JSON strings with `\ufffd`; `None`
+/// when there are none.
+fn replace_lone_surrogates(body: &[u8]) -> Option<Vec<u8>> {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = body.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let escape_at = |at: usize| -> Option<u16> { (body.get(at..at + 2)? == b"\\u").then(|| hex(at + 2)).flatten() };
+    let mut out = Vec::with_capacity(body.len());
+    let mut changed = false;
+    let (mut i, mut in_string) = (0, false);
+    while i < body.len() {
+        let byte = body[i];
+        if !in_string {
+            in_string = byte == b'"';
+            out.push(byte);
+            i += 1;
+            continue;
+        }
+        match byte {
+            b'"' => in_string = false,
+            b'\\' => {
+                if let Some(unit) = escape_at(i) {
+                    let high = (0xd800..0xdc00).contains(&unit);
+                    let paired = high && escape_at(i + 6).is_some_and(|low| (0xdc00..0xe000).contains(&low));
+                    if paired {
+                        out.extend_from_slice(&body[i..i + 12]);
+                        i += 12;
+                    } else if (0xd800..0xe000).contains(&unit) {
+                        out.extend_from_slice(b"\\ufffd");
+                        changed = true;
+                        i += 6;
+                    } else {
+                        out.extend_from_slice(&body[i..i + 6]);
+                        i += 6;
+                    }
+                    continue;
+                }
+                // Any other escape: copy it whole, so that `\\` and `\"` are not misread.
+                out.extend_from_slice(&body[i..(i + 2).min(body.len())]);
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(byte);
+        i += 1;
+    }
+    changed.then_some(out)
+}
+
 /// Checks that a body is a JSON-RPC 2.0 message tower-lsp can decode.
 fn check(body: &[u8]) -> Result<(), (Value, i64, String)> {
     let value: Value =
@@ -95,14 +165,19 @@ fn check(body: &[u8]) -> Result<(), (Value, i64, String)> {
         return Err((Value::Null, -32600, "invalid request: a message must be a JSON object".into()));
     };
     let id = message.get("id").cloned();
-    let id_ok = matches!(id, None | Some(Value::Number(_) | Value::String(_) | Value::Null));
+    // tower-lsp's id holds an i64: any other number (1.5, 1e3, 2^63) would end its reader for good.
+    let id_ok = match &id {
+        None | Some(Value::String(_) | Value::Null) => true,
+        Some(Value::Number(number)) => number.as_i64().is_some(),
+        Some(_) => false,
+    };
     let answer_id = if id_ok { id.clone().unwrap_or(Value::Null) } else { Value::Null };
     let invalid = |why: &str| Err((answer_id.clone(), -32600, format!("invalid request: {why}")));
     if message.get("jsonrpc") != Some(&Value::String("2.0".into())) {
         return invalid("`jsonrpc` must be \"2.0\"");
     }
     if !id_ok {
-        return invalid("`id` must be a number or a string");
+        return invalid("`id` must be an integer (64-bit signed) or a string");
     }
     match message.get("method") {
         Some(Value::String(_)) => match message.get("params") {
@@ -262,5 +337,44 @@ mod tests {
         assert_eq!(check(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).unwrap_err().1, -32600);
         assert_eq!(check(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":5}"#).unwrap_err().0, json!(3));
         assert_eq!(check(br#"{"id":3,"method":"x"}"#).unwrap_err().1, -32600);
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let table: &[(&str, Option<&str>)] = &[
+            (r#"{"t":"a\udc00b"}"#, Some(r#"{"t":"a\ufffdb"}"#)),
+            (r#"{"t":"\ud83d"}"#, Some(r#"{"t":"\ufffd"}"#)),
+            (r#"{"t":"\ud83d\ude00"}"#, None),
+            (r#"{"t":"\ud83d\ud83d\ude00"}"#, Some(r#"{"t":"\ufffd\ud83d\ude00"}"#)),
+            (r#"{"t":"\\udc00"}"#, None),
+            (r#"{"t":"\"\udc00"}"#, Some(r#"{"t":"\"\ufffd"}"#)),
+            (r#"{"t":"\u00e9"}"#, None),
+            (r#"{"\udc00":1}"#, Some(r#"{"\ufffd":1}"#)),
+        ];
+        for (body, want) in table {
+            let got = replace_lone_surrogates(body.as_bytes()).map(|b| String::from_utf8(b).unwrap());
+            assert_eq!(got.as_deref(), *want, "{body}");
+        }
+        let message = r#"{"jsonrpc":"2.0","method":"x","params":{"t":"\udc00"}}"#;
+        let passed = accept(message.as_bytes().to_vec()).unwrap();
+        let value: Value = serde_json::from_slice(&passed).unwrap();
+        assert_eq!(value["params"]["t"], "\u{fffd}");
+    }
+
+    #[test]
+    fn ids_that_are_not_64_bit_integers_are_answered_here() {
+        for id in ["1.5", "1e3", "-0.0", "9223372036854775808", "18446744073709551615", "true", "[1]"] {
+            for body in [
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"shutdown"}}"#),
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":null}}"#),
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"initialized","params":{{}}}}"#),
+            ] {
+                let (answer_id, code, _) = check(body.as_bytes()).unwrap_err();
+                assert_eq!((answer_id, code), (Value::Null, -32600), "{body}");
+            }
+        }
+        for id in ["0", "-9223372036854775808", "9223372036854775807", r#""x""#] {
+            assert!(check(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"x"}}"#).as_bytes()).is_ok(), "{id}");
+        }
     }
 }

@@ -11,7 +11,7 @@ pub mod queries;
 
 /// Buffers larger than this are kept as text only: parsing them would stall the editor for a
 /// noticeable time on every keystroke, and no prompt ever needs that much syntax.
-pub const MAX_PARSE_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_PARSE_BYTES: usize = 1024 * 1024;
 
 /// A language with a tree-sitter grammar compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
