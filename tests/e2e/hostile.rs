@@ -189,3 +189,72 @@ fn shutdown_refused_before_initialize_does_not_exit_zero() {
     server.notify("exit", Value::Null);
     assert_eq!(server.wait_exit(), Some(1));
 }
+
+/// The byte offset of an LSP position (UTF-16 columns) in `text`, clamped as the server clamps:
+/// a line past the end means the end of the text, a column past the line's end its end.
+fn oracle_offset(text: &str, line: u32, column: u32) -> usize {
+    let mut start = 0;
+    for _ in 0..line {
+        match text[start..].find('\n') {
+            Some(at) => start += at + 1,
+            None => return text.len(),
+        }
+    }
+    let line_text = &text[start..text[start..].find('\n').map_or(text.len(), |at| start + at)];
+    let mut units = 0;
+    for (offset, ch) in line_text.char_indices() {
+        if units + ch.len_utf16() > column as usize {
+            return start + offset;
+        }
+        units += ch.len_utf16();
+    }
+    start + line_text.len()
+}
+
+/// Fuzzing document sync over stdio: random edits, some past the end, some that cannot be
+/// applied at all, against an oracle; the server's copy must match, and say when it cannot.
+/// `MISTRAL_LSP_FUZZ_ITERATIONS` sets the number of edits (CI runs the default).
+#[test]
+fn random_edits_over_stdio_match_the_editors_text() {
+    let edits: usize = std::env::var("MISTRAL_LSP_FUZZ_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(3000);
+    let mut server = Server::start("test:checksum", json!({}), Value::Null);
+    server.wait_ready();
+    let uri = "file:///h/fuzz.py";
+    let pieces = ["", "a", "é", "😀", "\n", " ", "def f(x):\n    return x\n", "(", ")", "\"s", "é😀\n"];
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut oracle = String::from("x = 1\n");
+    let mut in_sync = true;
+    server.open(uri, "python", &oracle);
+    for version in 2..edits as i32 + 2 {
+        let lines = oracle.matches('\n').count() as u32 + 1;
+        let mut position = || (rng.u32(..lines + 1), rng.u32(..10));
+        let ((l1, c1), (l2, c2)) = (position(), position());
+        let (a, b) = if (l1, c1) <= (l2, c2) { ((l1, c1), (l2, c2)) } else { ((l2, c2), (l1, c1)) };
+        let text: String = (0..rng.usize(..3)).map(|_| pieces[rng.usize(..pieces.len())]).collect();
+        let range = json!({"start": {"line": a.0, "character": a.1}, "end": {"line": b.0, "character": b.1}});
+        let mut changes = vec![json!({"range": range, "text": text})];
+        let start = oracle_offset(&oracle, a.0, a.1);
+        let end = oracle_offset(&oracle, b.0, b.1).max(start);
+        oracle.replace_range(start..end, &text);
+        match rng.u8(..60) {
+            0 => {
+                changes.push(json!({"range": {"start": {"line": -1, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "?"}));
+                in_sync = false;
+            }
+            1 => {
+                oracle = (0..rng.usize(..6)).map(|_| pieces[rng.usize(..pieces.len())]).collect();
+                changes = vec![json!({"text": oracle})];
+                in_sync = true;
+            }
+            _ => {}
+        }
+        server.change(uri, version, Value::Array(changes));
+        if version % 500 == 0 || version == edits as i32 + 1 {
+            let copy = document(&mut server, uri);
+            assert_eq!(copy["text"], oracle, "after version {version}");
+            assert_eq!(copy["inSync"], in_sync, "after version {version}");
+            assert_eq!(copy["version"], version);
+        }
+    }
+    server.shutdown();
+}

@@ -261,15 +261,25 @@ pub struct Store {
     inner: Arc<Mutex<HashMap<String, Slot>>>,
     /// Bumped whenever a parse finishes, for [`Store::parsed`] to wait on.
     parses: Arc<watch::Sender<u64>>,
+    /// Runs parse work; `None`: tokio's blocking pool, or inline outside a runtime.
+    runner: Option<Runner>,
 }
+
+/// Runs a piece of parse work somewhere (tests hold it back to run it when they choose).
+pub type Runner = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
 
 impl Default for Store {
     fn default() -> Store {
-        Store { inner: Arc::default(), parses: Arc::new(watch::channel(0).0) }
+        Store { inner: Arc::default(), parses: Arc::new(watch::channel(0).0), runner: None }
     }
 }
 
 impl Store {
+    /// A store whose parses are run by `runner`.
+    pub fn with_runner(runner: Runner) -> Store {
+        Store { runner: Some(runner), ..Store::default() }
+    }
+
     /// Stores a document; starts its parse if it needs one.
     pub fn open(&self, document: Document) {
         let uri = document.uri.clone();
@@ -368,9 +378,10 @@ impl Store {
                 job = store.install(current, tree);
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(work)),
-            Err(_) => work(),
+        match (&self.runner, tokio::runtime::Handle::try_current()) {
+            (Some(runner), _) => runner(Box::new(work)),
+            (None, Ok(runtime)) => drop(runtime.spawn_blocking(work)),
+            (None, Err(_)) => work(),
         }
     }
 

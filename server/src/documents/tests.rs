@@ -1,5 +1,9 @@
 //! Property tests: random edit sequences against a plain-string oracle and a fresh parse.
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
 use super::*;
 
 /// The oracle's own position conversion, written independently of `position.rs`.
@@ -151,4 +155,95 @@ fn store_reports_unknown_documents() {
     let snapshot = store.snapshot("file:///a.rs").unwrap();
     store.change("file:///a.rs", 2, &[Change { range: None, text: String::new() }], Encoding::Utf16).unwrap();
     assert_eq!(snapshot.text.to_string(), "fn main() {}", "a snapshot never changes");
+}
+
+/// A store whose parses wait in a list until the test runs them.
+fn held_store() -> (Store, Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>>) {
+    let held: Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>> = Arc::default();
+    let queue = held.clone();
+    (Store::with_runner(Arc::new(move |work| queue.lock().push(work))), held)
+}
+
+fn run_held(held: &Mutex<Vec<Box<dyn FnOnce() + Send>>>) {
+    loop {
+        let Some(work) = held.lock().pop() else { return };
+        work();
+    }
+}
+
+fn fresh_sexp(snapshot: &Snapshot) -> Option<String> {
+    syntax::parse(snapshot.language?, &snapshot.text, None).map(|tree| tree.root_node().to_sexp())
+}
+
+#[test]
+fn edits_apply_at_once_and_parses_catch_up_off_the_loop() {
+    for (language_id, uri, seed) in [("python", "file:///t/a.py", 1), ("rust", "file:///t/a.rs", 2)] {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (store, held) = held_store();
+        let mut oracle = random_text(&mut rng, 8);
+        store.open(Document::unparsed(uri, language_id, 0, &oracle));
+        let opened = store.snapshot(uri).unwrap();
+        assert!(!opened.is_parsed() && opened.tree.is_none(), "opening does not parse on the message loop");
+        for step in 0..300 {
+            // The parse in flight finishes at random moments, between edits.
+            if rng.u8(..3) == 0 {
+                if let Some(work) = held.lock().pop() {
+                    work();
+                }
+            }
+            let change = if rng.u8(..40) == 0 {
+                Change { range: None, text: random_text(&mut rng, 6) }
+            } else {
+                let at = random_pos(&mut rng, &oracle);
+                let pieces = rng.usize(1..3);
+                Change { range: Some((at, at)), text: random_text(&mut rng, pieces) }
+            };
+            let start = change.range.map(|(at, _)| oracle_offset(&oracle, at, Encoding::Utf16));
+            match start {
+                Some(start) => oracle.insert_str(start, &change.text),
+                None => oracle = change.text.clone(),
+            }
+            store.change(uri, step + 1, std::slice::from_ref(&change), Encoding::Utf16).unwrap();
+            let snapshot = store.snapshot(uri).unwrap();
+            assert_eq!(snapshot.text.to_string(), oracle, "seed {seed} step {step}");
+            if snapshot.is_parsed() {
+                assert_eq!(snapshot.tree.as_ref().map(|t| t.root_node().to_sexp()), fresh_sexp(&snapshot));
+            } else {
+                assert!(snapshot.tree.is_none(), "a snapshot's tree always describes its text");
+            }
+        }
+        run_held(&held);
+        let snapshot = store.snapshot(uri).unwrap();
+        assert!(snapshot.is_parsed(), "the parses caught up");
+        assert_eq!(snapshot.tree.as_ref().map(|t| t.root_node().to_sexp()), fresh_sexp(&snapshot));
+    }
+}
+
+#[tokio::test]
+async fn a_request_waits_for_the_parse_of_the_newest_text() {
+    let (store, held) = held_store();
+    let uri = "file:///t/a.py";
+    store.open(Document::unparsed(uri, "python", 1, "def f():\n    pass\n"));
+    let at = LineCol { line: 2, column: 0 };
+    store.change(uri, 2, &[Change { range: Some((at, at)), text: "x = 1\n".into() }], Encoding::Utf16).unwrap();
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.parsed(uri).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no tree yet: the request waits");
+    run_held(&held);
+    let snapshot = waiting.await.unwrap().unwrap();
+    assert_eq!(snapshot.text.to_string(), "def f():\n    pass\nx = 1\n");
+    assert_eq!(snapshot.tree.as_ref().map(|t| t.root_node().to_sexp()), fresh_sexp(&snapshot));
+}
+
+#[test]
+fn buffers_over_the_parse_limit_are_text_only() {
+    let big = "x = 1\n".repeat(syntax::MAX_PARSE_BYTES / 6 + 1);
+    let (store, held) = held_store();
+    store.open(Document::unparsed("file:///t/big.py", "python", 1, &big));
+    assert!(held.lock().is_empty(), "no parse is even started");
+    let snapshot = store.snapshot("file:///t/big.py").unwrap();
+    assert!(snapshot.is_parsed() && snapshot.tree.is_none());
 }
