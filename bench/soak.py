@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Soak bench: a long storm of random edits and completion requests (most cancelled at once)
+against the real binary over stdio. At every tenth of the run it reads the server's resident
+memory, the longest time its message loop spent on one message (`longestStallMs` of
+`mistral-lsp.status`) and compares the server's copy of every document with the client's
+(`mistral-lsp.document`). Prints a markdown table on stdout.
+
+    python3 bench/soak.py --lsp-binary "$(bench/build-lsp-snapshot)" [--edits 1000000 --requests 100000]
+"""
+
+import argparse
+import json
+import os
+import random
+import threading
+import time
+
+import benchlib
+
+PIECES = ["a", "b", "x", " ", "  ", "(", ")", ":", "\n", "\n    ", "é", "😀", "return ", "self.", "def f(x):\n",
+          "\"\"\"doc\"\"\"\n", "# c\n", "[", "]", "0"]
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def utf16_position(text, offset):
+    line_start = text.rfind("\n", 0, offset) + 1
+    line = text.count("\n", 0, offset)
+    column = sum(2 if ord(c) > 0xFFFF else 1 for c in text[line_start:offset])
+    return {"line": line, "character": column}
+
+
+class Soak:
+    def __init__(self, client, documents, seed):
+        self.client = client
+        self.rng = random.Random(seed)
+        self.texts = {}
+        self.versions = {}
+        self.answered = 0
+        self.sent = 0
+        self._lock = threading.Lock()
+        for i in range(documents):
+            uri = f"file:///soak/doc{i}.py"
+            self.texts[uri] = "import os\n\n\ndef main():\n    pass\n"
+            self.versions[uri] = 1
+            client.did_open(uri, self.texts[uri])
+
+    def edit(self):
+        uri = self.rng.choice(list(self.texts))
+        text = self.texts[uri]
+        start = self.rng.randrange(len(text) + 1)
+        end = start
+        if self.rng.random() < 0.3 or len(text) > 48 * 1024:
+            end = min(len(text), start + self.rng.randrange(1, 64 if len(text) > 48 * 1024 else 8))
+        new = "" if end > start and self.rng.random() < 0.5 else self.rng.choice(PIECES)
+        rng = {"start": utf16_position(text, start), "end": utf16_position(text, end)}
+        self.texts[uri] = text[:start] + new + text[end:]
+        self.versions[uri] += 1
+        self.client.notify("textDocument/didChange", {
+            "textDocument": {"uri": uri, "version": self.versions[uri]},
+            "contentChanges": [{"range": rng, "text": new}]})
+        return uri
+
+    def complete(self, uri):
+        """A completion at the end of the document's text, cancelled at once three times in four."""
+        text = self.texts[uri]
+        self.sent += 1
+        request_id = f"soak-{self.sent}"
+        self.client._send({"jsonrpc": "2.0", "id": request_id, "method": "textDocument/inlineCompletion", "params": {
+            "textDocument": {"uri": uri}, "position": utf16_position(text, len(text)),
+            "context": {"triggerKind": 2}}})
+        if self.rng.random() < 0.75:
+            self.client.notify("$/cancelRequest", {"id": request_id})
+
+    def mismatches(self):
+        bad = 0
+        for uri, text in self.texts.items():
+            copy = self.client.request("workspace/executeCommand",
+                                       {"command": "mistral-lsp.document", "arguments": [uri]}, timeout=120)
+            if copy.get("text") != text or copy.get("version") != self.versions[uri] or not copy.get("inSync"):
+                bad += 1
+        return bad
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lsp-binary", default=benchlib.default_lsp_binary())
+    parser.add_argument("--model", default=benchlib.default_model())
+    parser.add_argument("--edits", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--documents", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    client = benchlib.LspClient([args.lsp_binary, "--model", args.model, "--threads", "2"], log_name="soak")
+    client.initialize()
+    client.wait_ready()
+    soak = Soak(client, args.documents, args.seed)
+    every = max(1, args.edits // args.requests)
+    rows = []
+    started = time.monotonic()
+    for tenth in range(1, 11):
+        for i in range(args.edits * (tenth - 1) // 10, args.edits * tenth // 10):
+            uri = soak.edit()
+            if i % every == 0:
+                soak.complete(uri)
+        status = client.server_status(timeout=120)
+        bad = soak.mismatches()
+        rss = rss_mib(client.proc.pid)
+        rows.append([f"{tenth * 10}%", f"{args.edits * tenth // 10:,}", f"{soak.sent:,}", f"{rss:.1f}",
+                     f"{status.get('longestStallMs', float('nan')):.2f}", str(bad),
+                     f"{time.monotonic() - started:.0f}"])
+        benchlib.log(" | ".join(rows[-1]))
+    first, last = float(rows[0][3]), float(rows[-1][3])
+    client.request("shutdown", None)
+    client.notify("exit", None)
+    benchlib.stop_process(client.proc)
+    print(benchlib.markdown_table(
+        ["progress", "edits", "requests", "RSS MiB", "longest loop stall ms", "mismatched documents", "elapsed s"],
+        rows))
+    print(f"\nRSS from 10% to 100%: {first:.1f} → {last:.1f} MiB ({(last / first - 1) * 100:+.1f}%); "
+          f"binary {args.lsp_binary}; {args.documents} documents; seed {args.seed}")
+
+
+if __name__ == "__main__":
+    main()
