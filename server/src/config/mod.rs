@@ -122,6 +122,14 @@ impl Options {
         }
         match check(def.kind, &value) {
             Ok(()) => {
+                let value = match def.key {
+                    "threads" => {
+                        let (value, clamped) = cap_threads(value, thread_limit());
+                        problems.extend(clamped.map(|message| Problem { source: source.to_owned(), message }));
+                        value
+                    }
+                    _ => value,
+                };
                 self.values.insert(def.key.to_owned(), value);
             }
             Err(expected) => problems.push(Problem {
@@ -192,6 +200,24 @@ fn parse_text(kind: Kind, raw: &str) -> Value {
             raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
         ),
         Kind::String | Kind::Enum(_) => Value::String(raw.to_owned()),
+    }
+}
+
+/// The most model threads worth starting: one per hardware thread this process may use (CPU
+/// affinity and cgroup quotas included). More only wait for each other, and each is a real thread.
+fn thread_limit() -> Option<u64> {
+    std::thread::available_parallelism().ok().map(|threads| threads.get() as u64)
+}
+
+/// Clamps a `threads` value to `limit`, with the message that says so; an unknown limit clamps
+/// nothing.
+fn cap_threads(value: Value, limit: Option<u64>) -> (Value, Option<String>) {
+    match (value.as_u64(), limit) {
+        (Some(threads), Some(limit)) if threads > limit => (
+            Value::from(limit),
+            Some(format!("`threads` is {threads} but this machine runs {limit} threads at once; clamped to {limit}")),
+        ),
+        _ => (value, None),
     }
 }
 
