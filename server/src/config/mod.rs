@@ -3,7 +3,9 @@
 //! Sources, from weakest to strongest: built-in defaults, environment variables, command-line
 //! flags, then the editor (`initializationOptions`, `workspace/configuration`,
 //! `didChangeConfiguration`). Wire options are all optional; resolving never fails: a bad key or
-//! value is reported as a [`Problem`] and the default stays in force.
+//! value is reported as a [`Problem`] and the default stays in force, except for the few settings
+//! whose default is costly ([`NO_FALLBACK`]: the model), where the bad value is kept as an empty
+//! one that their reader reports.
 
 use serde_json::{Map, Value};
 
@@ -57,6 +59,11 @@ impl std::fmt::Display for Problem {
         write!(f, "{}: {}", self.source, self.message)
     }
 }
+
+/// Settings whose default must not stand in for a bad value, because using it costs what nobody
+/// asked for (the default model is a 4.4 GB download). A bad value becomes the empty string, which
+/// the setting's reader reports as an error (`ModelSpec::parse` for the model).
+const NO_FALLBACK: &[&str] = &["model"];
 
 /// Wire options: every key optional, values already checked against the table.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -131,6 +138,13 @@ impl Options {
                     _ => value,
                 };
                 self.values.insert(def.key.to_owned(), value);
+            }
+            Err(expected) if NO_FALLBACK.contains(&def.key) => {
+                problems.push(Problem {
+                    source: source.to_owned(),
+                    message: format!("`{key}` must be {expected}, got {value}; nothing is used until it is fixed"),
+                });
+                self.values.insert(def.key.to_owned(), Value::String(String::new()));
             }
             Err(expected) => problems.push(Problem {
                 source: source.to_owned(),

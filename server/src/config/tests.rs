@@ -32,11 +32,27 @@ fn nested_dotted_and_sectioned_keys_all_work() {
 
 #[test]
 fn unknown_keys_and_bad_values_fall_back_with_a_problem() {
-    let (settings, problems) = read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}, "model": 5}));
+    let (settings, problems) = read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}}));
     assert_eq!(settings, Settings::default());
-    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems[0].contains("unknown setting `bogus`"), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("`fim.mode` must be one of auto, native, instruct, prefix")));
+}
+
+#[test]
+fn a_bad_model_is_kept_as_no_model_not_replaced_by_the_default_download() {
+    for bad in [json!(5), json!(true), json!(["a.gguf"]), json!({"path": "a.gguf"})] {
+        let (settings, problems) = read(json!({ "model": bad }));
+        assert_eq!(settings.model, "", "{bad}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`model` must be a string") && !problems[0].contains("default"), "{problems:?}");
+    }
+    // An empty model stays empty, and a later source's good model still wins over a bad one.
+    assert_eq!(read(json!({"model": ""})).0.model, "");
+    let mut problems = Vec::new();
+    let mut options = Options::from_json(&json!({"model": 5}), "initializationOptions", &mut problems);
+    options.merge(&Options::from_json(&json!({"model": "/m.gguf"}), "didChangeConfiguration", &mut problems));
+    assert_eq!(Settings::resolve(&options).model, "/m.gguf");
 }
 
 #[test]
