@@ -202,9 +202,9 @@ mod tests {
     #[test]
     fn flags_become_options() {
         let parsed =
-            args(&["--stdio", "--model", "/m.gguf", "--threads=3", "--set", "completion.maxTokens=9"]).unwrap();
+            args(&["--stdio", "--model", "/m.gguf", "--gpu-layers=3", "--set", "completion.maxTokens=9"]).unwrap();
         let settings = Settings::resolve(&parsed.options);
-        assert_eq!((settings.model.as_str(), settings.threads, settings.max_tokens), ("/m.gguf", 3, 9));
+        assert_eq!((settings.model.as_str(), settings.gpu_layers, settings.max_tokens), ("/m.gguf", 3, 9));
         assert!(parsed.problems.is_empty());
         assert_eq!(parsed.command, Command::Serve);
     }

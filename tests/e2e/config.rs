@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::Server;
+use crate::harness::{scratch, Server};
+use crate::hub::Hub;
 
 #[test]
 fn the_model_comes_from_the_environment() {
@@ -99,4 +100,28 @@ fn changing_the_model_restarts_the_engine() {
     server.wait_ready();
     assert_eq!(server.inline("file:///w/a.py", 0, 4).unwrap().len(), 1);
     server.shutdown();
+}
+
+#[test]
+fn a_model_of_the_wrong_type_or_empty_is_an_error_and_nothing_is_downloaded() {
+    for (name, model) in [("number", json!(5)), ("empty", json!(""))] {
+        // A hub that would serve any request, and a cache of the test's own, to see that neither is used.
+        let dir = scratch(&format!("bad-model-setting-{name}"));
+        let cache = dir.join("cache");
+        std::fs::write(dir.join("model.gguf"), "GGUF").unwrap();
+        let hub = Hub::serve(dir.join("model.gguf"), "model.gguf");
+        let mut server = Server::builder()
+            .env("MISTRAL_LSP_HF_ENDPOINT", &hub.endpoint())
+            .env("MISTRAL_LSP_CACHE_DIR", cache.to_str().unwrap())
+            .spawn();
+        server.initialize(json!({}), json!({ "model": model }));
+        server.wait_status("error");
+        assert_eq!(hub.requests.load(std::sync::atomic::Ordering::Relaxed), 0, "{name}: the hub was asked");
+        assert!(!cache.exists(), "{name}: the cache was touched");
+        let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
+        assert_eq!(status["state"], "error", "{status}");
+        assert!(status["message"].as_str().unwrap().contains("no model is set"), "{status}");
+        server.shutdown();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

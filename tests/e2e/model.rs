@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::Server;
+use crate::harness::{scratch, Server};
 use crate::hub::Hub;
 
 pub fn test_model(file: &str) -> std::path::PathBuf {
@@ -16,13 +16,6 @@ pub fn test_model(file: &str) -> std::path::PathBuf {
     let path = dir.join(file);
     assert!(path.is_file(), "{} is missing: run scripts/fetch-test-models", path.display());
     path
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mistral-lsp-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

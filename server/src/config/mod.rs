@@ -3,7 +3,9 @@
 //! Sources, from weakest to strongest: built-in defaults, environment variables, command-line
 //! flags, then the editor (`initializationOptions`, `workspace/configuration`,
 //! `didChangeConfiguration`). Wire options are all optional; resolving never fails: a bad key or
-//! value is reported as a [`Problem`] and the default stays in force.
+//! value is reported as a [`Problem`] and the default stays in force, except for the few settings
+//! whose default is costly ([`NO_FALLBACK`]: the model), where the bad value is kept as an empty
+//! one that their reader reports.
 
 use serde_json::{Map, Value};
 
@@ -57,6 +59,11 @@ impl std::fmt::Display for Problem {
         write!(f, "{}: {}", self.source, self.message)
     }
 }
+
+/// Settings whose default must not stand in for a bad value, because using it costs what nobody
+/// asked for (the default model is a 4.4 GB download). A bad value becomes the empty string, which
+/// the setting's reader reports as an error (`ModelSpec::parse` for the model).
+const NO_FALLBACK: &[&str] = &["model"];
 
 /// Wire options: every key optional, values already checked against the table.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -122,7 +129,22 @@ impl Options {
         }
         match check(def.kind, &value) {
             Ok(()) => {
+                let value = match def.key {
+                    "threads" => {
+                        let (value, clamped) = cap_threads(value, thread_limit());
+                        problems.extend(clamped.map(|message| Problem { source: source.to_owned(), message }));
+                        value
+                    }
+                    _ => value,
+                };
                 self.values.insert(def.key.to_owned(), value);
+            }
+            Err(expected) if NO_FALLBACK.contains(&def.key) => {
+                problems.push(Problem {
+                    source: source.to_owned(),
+                    message: format!("`{key}` must be {expected}, got {value}; nothing is used until it is fixed"),
+                });
+                self.values.insert(def.key.to_owned(), Value::String(String::new()));
             }
             Err(expected) => problems.push(Problem {
                 source: source.to_owned(),
@@ -192,6 +214,24 @@ fn parse_text(kind: Kind, raw: &str) -> Value {
             raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
         ),
         Kind::String | Kind::Enum(_) => Value::String(raw.to_owned()),
+    }
+}
+
+/// The most model threads worth starting: one per hardware thread this process may use (CPU
+/// affinity and cgroup quotas included). More only wait for each other, and each is a real thread.
+fn thread_limit() -> Option<u64> {
+    std::thread::available_parallelism().ok().map(|threads| threads.get() as u64)
+}
+
+/// Clamps a `threads` value to `limit`, with the message that says so; an unknown limit clamps
+/// nothing.
+fn cap_threads(value: Value, limit: Option<u64>) -> (Value, Option<String>) {
+    match (value.as_u64(), limit) {
+        (Some(threads), Some(limit)) if threads > limit => (
+            Value::from(limit),
+            Some(format!("`threads` is {threads} but this machine runs {limit} threads at once; clamped to {limit}")),
+        ),
+        _ => (value, None),
     }
 }
 

@@ -32,11 +32,27 @@ fn nested_dotted_and_sectioned_keys_all_work() {
 
 #[test]
 fn unknown_keys_and_bad_values_fall_back_with_a_problem() {
-    let (settings, problems) = read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}, "model": 5}));
+    let (settings, problems) = read(json!({"bogus": 1, "threads": -3, "fim": {"mode": "magic"}}));
     assert_eq!(settings, Settings::default());
-    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems[0].contains("unknown setting `bogus`"), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("`fim.mode` must be one of auto, native, instruct, prefix")));
+}
+
+#[test]
+fn a_bad_model_is_kept_as_no_model_not_replaced_by_the_default_download() {
+    for bad in [json!(5), json!(true), json!(["a.gguf"]), json!({"path": "a.gguf"})] {
+        let (settings, problems) = read(json!({ "model": bad }));
+        assert_eq!(settings.model, "", "{bad}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`model` must be a string") && !problems[0].contains("default"), "{problems:?}");
+    }
+    // An empty model stays empty, and a later source's good model still wins over a bad one.
+    assert_eq!(read(json!({"model": ""})).0.model, "");
+    let mut problems = Vec::new();
+    let mut options = Options::from_json(&json!({"model": 5}), "initializationOptions", &mut problems);
+    options.merge(&Options::from_json(&json!({"model": "/m.gguf"}), "didChangeConfiguration", &mut problems));
+    assert_eq!(Settings::resolve(&options).model, "/m.gguf");
 }
 
 #[test]
@@ -53,18 +69,21 @@ fn environment_then_flags_then_editor() {
     let mut problems = Vec::new();
     let env = |name: &str| match name {
         "MISTRAL_LSP_MODEL" => Some("/env.gguf".to_owned()),
-        "MISTRAL_LSP_THREADS" => Some("3".to_owned()),
+        "MISTRAL_LSP_GPU_LAYERS" => Some("3".to_owned()),
         "MISTRAL_LSP_LOG" => Some("debug".to_owned()),
         _ => None,
     };
     let mut options = Options::from_env(env, &mut problems);
     let mut flags = Options::default();
-    flags.set_text("--threads", "threads", "5", &mut problems);
+    flags.set_text("--gpu-layers", "gpuLayers", "5", &mut problems);
     options.merge(&flags);
     options.merge(&Options::from_json(&json!({"model": "/editor.gguf"}), "editor", &mut problems));
     let settings = Settings::resolve(&options);
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!((settings.model.as_str(), settings.threads, settings.log_level.as_str()), ("/editor.gguf", 5, "debug"));
+    assert_eq!(
+        (settings.model.as_str(), settings.gpu_layers, settings.log_level.as_str()),
+        ("/editor.gguf", 5, "debug")
+    );
 }
 
 #[test]
@@ -75,6 +94,27 @@ fn bad_environment_values_are_reported() {
     assert!(options.is_empty());
     assert_eq!(problems.len(), 1);
     assert!(problems[0].source.contains("MISTRAL_LSP_THREADS"));
+}
+
+#[test]
+fn threads_are_clamped_to_the_machine() {
+    // (asked, the machine's limit, used, clamped)
+    let table = [
+        (json!(512), Some(8), json!(8), true),
+        (json!(9), Some(8), json!(8), true),
+        (json!(8), Some(8), json!(8), false),
+        (json!(0), Some(8), json!(0), false),
+        (json!(512), None, json!(512), false),
+    ];
+    for (asked, limit, used, clamped) in table {
+        let (value, message) = cap_threads(asked.clone(), limit);
+        assert_eq!((&value, message.is_some()), (&used, clamped), "{asked} on {limit:?}");
+        assert!(message.is_none_or(|m| m.contains("clamped to")), "{asked}");
+    }
+    let limit = std::thread::available_parallelism().unwrap().get();
+    let (settings, problems) = read(json!({"threads": 512}));
+    assert_eq!(settings.threads as usize, limit.min(512));
+    assert_eq!(problems.len(), usize::from(limit < 512), "{problems:?}");
 }
 
 #[test]

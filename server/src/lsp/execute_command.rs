@@ -40,7 +40,10 @@ fn status(server: &Server) -> LspAny {
     let settings = session.settings();
     let engine = session.engine();
     let (state, message, percent) = match engine.as_ref().map(|e| e.state()) {
-        None => ("starting", "the engine has not started".to_owned(), None),
+        None => match session.model_error.lock().clone() {
+            Some(message) => ("error", message, None),
+            None => ("starting", "the engine has not started".to_owned(), None),
+        },
         Some(State::Loading { message, percent }) => ("loading", message, percent),
         Some(State::Ready { model, .. }) => ("ready", model.description, None),
         Some(State::Failed { message }) => ("error", message, None),

@@ -48,18 +48,31 @@ pub async fn start_engine(server: &Server) {
         old.stopped().await;
     }
     let settings = session.settings();
-    let engine = match ModelSpec::parse(&settings.model) {
-        Ok(spec) => Engine::start(spec, &settings),
-        Err(message) => {
-            let message = format!("mistral-lsp: bad model setting: {message}");
-            tracing::error!("{message}");
-            server.client.show_message(MessageType::Error, message).await;
-            return;
-        }
+    let spec = match ModelSpec::parse(&settings.model) {
+        Ok(spec) => spec,
+        Err(message) => return refuse_model(server, format!("bad model setting: {message}")).await,
     };
+    let engine = Engine::start(spec, &settings);
+    *session.model_error.lock() = None;
     *session.engine.write() = Some(engine.clone());
     let support = *session.client.read();
     tokio::spawn(report(server.client.clone(), engine, support.work_done_progress));
+}
+
+/// Stops the engine that ran before, since the settings no longer name its model, and reports why
+/// as a model that fails to load is reported: a status notification and an error message; the
+/// status command says the same until the setting changes.
+async fn refuse_model(server: &Server, message: String) {
+    tracing::error!("{message}");
+    *server.session.engine.write() = None;
+    *server.session.model_error.lock() = Some(message.clone());
+    send_status(&server.client, "error", message.clone(), None).await;
+    server.client.show_message(MessageType::Error, format!("mistral-lsp: {message}")).await;
+}
+
+/// Sends `mistral-lsp/status`.
+async fn send_status(client: &Client, state: &str, message: String, percent: Option<u32>) {
+    client.send_notification::<StatusNotification>(StatusParams { state: state.into(), message, percent }).await;
 }
 
 async fn report(client: Client, engine: Engine, work_done_progress: bool) {
@@ -76,13 +89,7 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
             State::Ready { model, .. } => ("ready", model.description.clone(), Some(100)),
             State::Failed { message } => ("error", message.clone(), None),
         };
-        client
-            .send_notification::<StatusNotification>(StatusParams {
-                state: name.into(),
-                message: message.clone(),
-                percent,
-            })
-            .await;
+        send_status(&client, name, message.clone(), percent).await;
         match state {
             State::Loading { .. } => {
                 if let Some(progress) = &progress {

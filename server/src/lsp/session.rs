@@ -34,6 +34,8 @@ pub struct Session {
     pub editor_options: Mutex<Options>,
     pub settings: RwLock<Settings>,
     pub engine: RwLock<Option<Engine>>,
+    /// Why the model setting cannot be used, while it cannot; no engine runs meanwhile.
+    pub model_error: Mutex<Option<String>>,
     pub tickets: Tickets,
     /// The completion pipeline and its caches.
     pub completer: Completer,
@@ -73,6 +75,7 @@ impl Session {
             base_options,
             editor_options: Mutex::new(Options::default()),
             engine: RwLock::new(None),
+            model_error: Mutex::new(None),
             tickets: Tickets::default(),
             completer: Completer::default(),
             ring: Mutex::new(Ring::default()),

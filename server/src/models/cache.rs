@@ -145,8 +145,11 @@ impl PartMeta {
 ///
 /// It is a file created with `create_new`, which is atomic on every platform and filesystem we
 /// care about (advisory `flock` is not portable through std and misbehaves on network drives). A
-/// process that dies leaves the file behind, so the owner refreshes its modification time every
-/// [`LOCK_REFRESH`] and others treat a lock untouched for [`LOCK_STALE_AFTER`] as abandoned.
+/// process that dies leaves the file behind (`process::exit` and a kill skip `Drop`), so the file
+/// names its owner ([`owner_text`]) and a lock whose owner is known to be gone is taken over at
+/// once. Where that cannot be known (another machine, another container, not Linux), the owner
+/// refreshes the file's modification time every [`LOCK_REFRESH`] and others treat a lock
+/// untouched for [`LOCK_STALE_AFTER`] as abandoned.
 #[derive(Debug)]
 pub(crate) struct DownloadLock {
     path: PathBuf,
@@ -167,8 +170,8 @@ impl DownloadLock {
         for _ in 0..2 {
             match OpenOptions::new().write(true).create_new(true).open(path) {
                 Ok(mut file) => {
-                    // The contents are only for a curious human; the lock is the file's existence.
-                    let _ = writeln!(file, "pid {}", std::process::id());
+                    // The lock is the file's existence; the contents only say who holds it.
+                    let _ = file.write_all(owner_text(std::process::id()).as_bytes());
                     return Ok(TryLock::Acquired(DownloadLock {
                         path: path.to_path_buf(),
                         file,
@@ -212,12 +215,66 @@ impl Drop for DownloadLock {
     }
 }
 
+/// What a lock file says about its owner: `pid N`, then the pid namespace the pid belongs to
+/// where this platform can name it.
+pub(crate) fn owner_text(pid: u32) -> String {
+    match pid_namespace() {
+        Some(namespace) => format!("pid {pid}\nnamespace {namespace}\n"),
+        None => format!("pid {pid}\n"),
+    }
+}
+
+/// A lock is stale when its owner is known to be gone, or, whoever wrote it, when nobody has
+/// touched it for [`LOCK_STALE_AFTER`] (its pid may have been reused by an unrelated process).
 fn is_stale(path: &Path) -> bool {
     let Ok(modified) = fs::metadata(path).and_then(|metadata| metadata.modified()) else {
         // It vanished in the meantime (its owner finished), so it is worth trying again at once.
         return true;
     };
-    SystemTime::now().duration_since(modified).is_ok_and(|age| age >= LOCK_STALE_AFTER)
+    owner_is_gone(path) || SystemTime::now().duration_since(modified).is_ok_and(|age| age >= LOCK_STALE_AFTER)
+}
+
+/// Whether the lock names a pid in our own pid namespace that no longer runs. A lock without that
+/// (from another machine sharing the cache, another container, an older version, or one whose
+/// owner has not written it yet) is never judged by its pid.
+fn owner_is_gone(path: &Path) -> bool {
+    let (Ok(text), Some(ours)) = (fs::read_to_string(path), pid_namespace()) else { return false };
+    let field = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' '));
+    let pid = field("pid").and_then(|pid| pid.trim().parse::<u32>().ok());
+    match (pid, field("namespace")) {
+        (Some(pid), Some(namespace)) if namespace.trim() == ours => !is_running(pid),
+        _ => false,
+    }
+}
+
+/// Where this process's pids mean something: the kernel's boot id and the pid namespace. Two
+/// processes see each other's pids only when both agree.
+#[cfg(target_os = "linux")]
+fn pid_namespace() -> Option<String> {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{} {}", boot.trim(), namespace.display()))
+}
+
+/// Other platforms keep only the age rule.
+#[cfg(not(target_os = "linux"))]
+fn pid_namespace() -> Option<String> {
+    None
+}
+
+/// Whether a process with this pid exists and has not ended: a zombie (ended, not yet reaped by
+/// its parent) downloads nothing any more.
+#[cfg(target_os = "linux")]
+fn is_running(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may contain anything.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X'))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_running(_pid: u32) -> bool {
+    true
 }
 
 fn is_safe_component(component: &str) -> bool {

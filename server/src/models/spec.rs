@@ -18,7 +18,7 @@ impl ModelSpec {
     pub fn parse(text: &str) -> Result<ModelSpec, String> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("the model setting is empty".into());
+            return Err("no model is set: set `model` to a path to a .gguf file or to hf:OWNER/REPO/FILE.gguf".into());
         }
         #[cfg(feature = "test-backend")]
         if let Some(rest) = text.strip_prefix("test:") {

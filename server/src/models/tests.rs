@@ -619,30 +619,64 @@ fn relative_redirects_are_followed_and_the_token_stays_on_the_hub() {
     });
 }
 
+/// A fake hub, and a cache where a lock file with `owner` in it already holds the test's model.
+fn locked_cache(name: &str, owner: &str) -> (TempDir, Hub, PathBuf) {
+    let cache = TempDir::new(name);
+    let hub = Hub::start(Behaviour::normal());
+    let lock = with_suffix(&final_path(&cache), ".lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, owner).unwrap();
+    (cache, hub, lock)
+}
+
+/// Asserts that resolving waits for the lock, reporting, until the callback gives up, and asks the
+/// hub nothing meanwhile.
+fn assert_waits_for(lock: &Path, hub: &Hub, options: &FetchOptions) {
+    let mut calls = 0;
+    let result = resolve(&spec(), options, &mut |_| {
+        calls += 1;
+        calls < 3
+    });
+    assert!(matches!(result, Err(FetchError::Aborted { .. })), "{result:?}");
+    assert!(hub.seen().is_empty(), "{:?}", hub.seen());
+    assert!(lock.exists());
+}
+
 #[test]
 fn a_lock_held_by_a_live_process_is_waited_for_and_a_stale_one_is_taken_over() {
     bounded(Duration::from_secs(10), || {
-        let cache = TempDir::new("lock");
-        let hub = Hub::start(Behaviour::normal());
+        // A lock that names no owner this process can check (another machine's, an older version's).
+        let (cache, hub, lock) = locked_cache("lock", "pid 1\n");
         let options = hub.options(&cache);
-        let lock = with_suffix(&final_path(&cache), ".lock");
-        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-        std::fs::write(&lock, "pid 1\n").unwrap();
-
-        // A fresh lock: the download waits, reporting, until the callback gives up.
-        let mut calls = 0;
-        let result = resolve(&spec(), &options, &mut |_| {
-            calls += 1;
-            calls < 3
-        });
-        assert!(matches!(result, Err(FetchError::Aborted { .. })), "{result:?}");
-        assert!(hub.seen().is_empty(), "{:?}", hub.seen());
-        assert!(lock.exists());
+        assert_waits_for(&lock, &hub, &options);
 
         // The same lock untouched for eleven minutes belongs to a dead process.
         let old = SystemTime::now() - Duration::from_secs(11 * 60);
         std::fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
         let (result, _) = resolve_recording(&spec(), &options);
+        assert_eq!(result.unwrap(), final_path(&cache));
+        assert!(!lock.exists());
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lock_whose_owner_has_exited_is_taken_over_at_once_and_a_live_owners_is_respected() {
+    bounded(Duration::from_secs(10), || {
+        // A fresh lock of a live process (this one) is waited for.
+        let (cache, hub, lock) = locked_cache("owner", &super::cache::owner_text(std::process::id()));
+        let options = hub.options(&cache);
+        assert_waits_for(&lock, &hub, &options);
+
+        // A fresh lock of a process that has exited is taken over without waiting: a report made
+        // while the dead owner's lock is still there gives up.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dead_owner = super::cache::owner_text(dead);
+        std::fs::write(&lock, &dead_owner).unwrap();
+        let result =
+            resolve(&spec(), &options, &mut |_| std::fs::read_to_string(&lock).ok() != Some(dead_owner.clone()));
         assert_eq!(result.unwrap(), final_path(&cache));
         assert!(!lock.exists());
     });
