@@ -16,6 +16,9 @@ use crate::documents::{Encoding, Store};
 use crate::engine::Engine;
 use crate::prompt::ring::{self, Ring};
 
+/// Problems remembered as shown, at most.
+const MAX_REPORTED: usize = 1024;
+
 /// What the client said it supports, from `initialize`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClientSupport {
@@ -149,7 +152,13 @@ impl Session {
 
     /// Returns true the first time a problem is seen.
     pub fn first_report(&self, message: &str) -> bool {
-        self.reported.lock().insert(message.to_owned())
+        let mut reported = self.reported.lock();
+        // Messages can name documents: a client sending endless new ones must not grow this
+        // without bound. Forgetting them all only means a message may be shown once more.
+        if reported.len() >= MAX_REPORTED {
+            reported.clear();
+        }
+        reported.insert(message.to_owned())
     }
 
     pub fn is_initialized(&self) -> bool {
