@@ -51,7 +51,9 @@ pub fn uri_path(uri: &str) -> Option<PathBuf> {
     Some(PathBuf::from(String::from_utf8_lossy(&decoded).into_owned()))
 }
 
-/// A parsed file read from disk, cached by modification time.
+/// A parsed file read from disk, cached by modification time. Clones are cheap (the rope and the
+/// tree share their nodes).
+#[derive(Clone)]
 struct Parsed {
     modified: SystemTime,
     text: Rope,
@@ -59,20 +61,27 @@ struct Parsed {
     language: Language,
 }
 
+/// Parsed imported files by their real path.
 fn imported_cache() -> &'static Mutex<HashMap<PathBuf, Parsed>> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, Parsed>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
 /// Definitions from the files `snapshot` imports, read from disk.
+///
+/// Only files inside the workspace are read: an import's path is resolved through `..` and
+/// symlinks and must end inside the workspace root, or, without a workspace, inside the current
+/// file's own directory (that directory and below), so that an import never puts the files of
+/// another directory (secrets included) into the prompt. Paths are shown relative to that same
+/// directory.
 fn imported_snippets(snapshot: &Snapshot, names: &HashSet<&str>, root: Option<&Path>) -> Vec<Snippet> {
     let (Some(language), Some(tree), Some(path)) = (snapshot.language, &snapshot.tree, uri_path(&snapshot.uri)) else {
         return Vec::new();
     };
     let Some(dir) = path.parent() else { return Vec::new() };
+    let Ok(boundary) = std::fs::canonicalize(root.unwrap_or(dir)) else { return Vec::new() };
     let crate_src = dir.ancestors().find(|d| d.join("Cargo.toml").is_file()).map(|d| d.join("src"));
     let mut found = Vec::new();
-    let mut cache = imported_cache().lock();
     for import in snippets::imports(language, &snapshot.text, tree).into_iter().take(32) {
         for candidate in snippets::import_candidates(language, &import) {
             let file = match candidate.strip_prefix("{crate}/") {
@@ -82,27 +91,42 @@ fn imported_snippets(snapshot: &Snapshot, names: &HashSet<&str>, root: Option<&P
                 },
                 None => dir.join(&candidate),
             };
-            let Ok(meta) = std::fs::metadata(&file) else { continue };
-            if !meta.is_file() || meta.len() > MAX_IMPORTED_BYTES {
-                continue;
-            }
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            let fresh = cache.get(&file).is_some_and(|p| p.modified == modified);
-            if !fresh {
-                let Ok(content) = std::fs::read_to_string(&file) else { continue };
-                let text = Rope::from_str(&content);
-                let Some(tree) = syntax::parse(language, &text, None) else { continue };
-                cache.insert(file.clone(), Parsed { modified, text, tree, language });
-            }
-            if let Some(parsed) = cache.get(&file) {
-                let shown = root.and_then(|r| file.strip_prefix(r).ok()).unwrap_or(&file).display().to_string();
-                let source = Source { path: &shown, text: &parsed.text, tree: &parsed.tree, language: parsed.language };
-                found.extend(snippets::definitions(&source, names));
-            }
+            let Some((real, parsed)) = read_inside(&file, &boundary, language) else { continue };
+            let shown = real.strip_prefix(&boundary).unwrap_or(&real).display().to_string();
+            let source = Source { path: &shown, text: &parsed.text, tree: &parsed.tree, language: parsed.language };
+            found.extend(snippets::definitions(&source, names));
             break;
         }
     }
     found
+}
+
+/// Reads and parses `file`, or takes it from the cache if it has not changed since, when its real
+/// path lies inside `boundary` (a canonical path) and it is a regular file of at most
+/// [`MAX_IMPORTED_BYTES`]; returns its real path too. Checking the kind before opening means a
+/// FIFO named like a module is never opened, so it cannot block.
+fn read_inside(file: &Path, boundary: &Path, language: Language) -> Option<(PathBuf, Parsed)> {
+    let real = std::fs::canonicalize(file).ok()?;
+    if !real.starts_with(boundary) {
+        return None;
+    }
+    let meta = std::fs::metadata(&real).ok()?;
+    if !meta.is_file() || meta.len() > MAX_IMPORTED_BYTES {
+        return None;
+    }
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let cached = imported_cache().lock().get(&real).filter(|parsed| parsed.modified == modified).cloned();
+    if let Some(parsed) = cached {
+        return Some((real, parsed));
+    }
+    // Read and parsed without holding the cache's lock, so that a slow disk or a large file holds
+    // up nobody else; two readers of the same file at once both parse it, and either result does.
+    let content = std::fs::read_to_string(&real).ok()?;
+    let text = Rope::from_str(&content);
+    let tree = syntax::parse(language, &text, None)?;
+    let parsed = Parsed { modified, text, tree, language };
+    imported_cache().lock().insert(real.clone(), parsed.clone());
+    Some((real, parsed))
 }
 
 /// Extra context for the prompt, within `budget` tokens, in a stable order.
@@ -228,18 +252,94 @@ mod tests {
         assert!(extras(&main, &win, &[util], &[], None, 0, &Estimate).is_empty(), "no budget, no extras");
     }
 
+    /// A fresh directory for one test, removed when the test ends.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("mistral-lsp-context-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        /// Writes `text` at `relative`, creating the directories on the way.
+        fn write(&self, relative: &str, text: &str) -> PathBuf {
+            let path = self.0.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The extras for the Python file at `path` holding `text`, with the cursor at its end.
+    fn python_extras(path: &Path, text: &str, root: Option<&Path>) -> Vec<Extra> {
+        let main = Document::new(&format!("file://{}", path.display()), "python", 1, text).snapshot();
+        let win = window::window(&main.text, main.tree.as_ref(), main.text.len_bytes(), 1000, 100, &Estimate);
+        extras(&main, &win, &[], &[], root, 500, &Estimate)
+    }
+
     #[test]
     fn imported_files_are_read_from_disk() {
-        let dir = std::env::temp_dir().join(format!("mistral-lsp-context-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("helpers.py"), "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n").unwrap();
-        let uri = format!("file://{}/main.py", dir.display());
-        let main = Document::new(&uri, "python", 1, "from helpers import clamp\n\ny = clamp(\n").snapshot();
-        let win = window::window(&main.text, main.tree.as_ref(), main.text.len_bytes(), 1000, 100, &Estimate);
-        let found = extras(&main, &win, &[], &[], Some(&dir), 500, &Estimate);
+        let dir = TempDir::new("read");
+        dir.write("helpers.py", "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n");
+        let text = "from helpers import clamp\n\ny = clamp(\n";
+        for root in [Some(dir.0.as_path()), None] {
+            let found = python_extras(&dir.0.join("main.py"), text, root);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].path, "helpers.py");
+            assert!(found[0].text.starts_with("def clamp(x, lo, hi):"));
+        }
+    }
+
+    #[test]
+    fn relative_imports_that_climb_out_of_the_workspace_are_not_read() {
+        let dir = TempDir::new("climb");
+        dir.write("outside/secret.py", "API_KEY = 'hunter2'\n");
+        let text = "from ...outside.secret import API_KEY\n\nkey = API_KEY\n";
+        let main = dir.write("workspace/pkg/main.py", text);
+        // The same import is read when the workspace holds the file, so the rule is what stops it.
+        assert_eq!(python_extras(&main, text, Some(&dir.0)).len(), 1);
+        assert_eq!(python_extras(&main, text, Some(&dir.0.join("workspace"))), vec![]);
+        // Without a workspace, only the current file's directory and below are read.
+        assert_eq!(python_extras(&main, text, None), vec![]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_out_of_the_workspace_are_not_followed() {
+        let dir = TempDir::new("symlink");
+        let secret = dir.write("outside/secret.py", "API_KEY = 'hunter2'\n");
+        let workspace = dir.0.join("workspace");
+        std::fs::create_dir_all(&workspace).unwrap();
+        std::os::unix::fs::symlink(&secret, workspace.join("settings.py")).unwrap();
+        let text = "from settings import API_KEY\n\nkey = API_KEY\n";
+        assert_eq!(python_extras(&workspace.join("main.py"), text, Some(&dir.0)).len(), 1);
+        assert_eq!(python_extras(&workspace.join("main.py"), text, Some(&workspace)), vec![]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    #[allow(clippy::disallowed_methods)] // A thread, so that a read that blocks fails the test.
+    fn a_fifo_named_like_a_module_is_skipped_without_blocking() {
+        let dir = TempDir::new("fifo");
+        let status = std::process::Command::new("mkfifo").arg(dir.0.join("pipe.py")).status().unwrap();
+        assert!(status.success());
+        dir.write("pipe/__init__.py", "def drain():\n    pass\n");
+        // Opening the FIFO for reading would wait for a writer for ever; the package is read instead.
+        let (done, answer) = std::sync::mpsc::channel();
+        let root = dir.0.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(python_extras(&root.join("main.py"), "from pipe import drain\n\ndrain(\n", Some(&root)));
+        });
+        let found = answer.recv_timeout(std::time::Duration::from_secs(10)).expect("the FIFO blocked the read");
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].path, "helpers.py");
-        assert!(found[0].text.starts_with("def clamp(x, lo, hi):"));
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found[0].path, "pipe/__init__.py");
     }
 }
