@@ -24,10 +24,16 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn loading(&self, message: String, percent: Option<u32>) {
+        if self.queue.is_closed() {
+            return; // a stopped engine: its news would arrive after its successor's
+        }
         self.state.send_replace(State::Loading { message, percent });
     }
 
     pub fn ready(&self, model: ModelInfo, notice: Option<String>) {
+        if self.queue.is_closed() {
+            return tracing::debug!("a stopped engine finished loading; it is freed at once");
+        }
         tracing::info!("model ready: {}", model.description);
         if let Some(notice) = &notice {
             tracing::error!("{notice}");
@@ -36,6 +42,9 @@ impl Shared {
     }
 
     pub fn failed(&self, message: String) {
+        if self.queue.is_closed() {
+            return tracing::debug!("a stopped engine failed: {message}");
+        }
         tracing::error!("{message}");
         self.state.send_replace(State::Failed { message });
     }
