@@ -12,6 +12,7 @@ use mistral_lsp::engine::{
 };
 
 mod errors;
+mod gguf;
 
 /// Where `scripts/fetch-test-models` puts the models.
 pub fn model_path(file: &str) -> PathBuf {
