@@ -492,7 +492,10 @@ pub(crate) struct Running {
     tokens: Vec<LlamaToken>,
     prompt_len: usize,
     sampler: LlamaSampler,
-    bytes: Vec<u8>,
+    /// The complete characters generated so far.
+    text: String,
+    /// The bytes of a character split across tokens, until its last byte arrives.
+    pending: Vec<u8>,
     stats: Stats,
     started: Instant,
     prompt_done: Option<Instant>,
@@ -616,7 +619,8 @@ impl<'m> Session<'m> {
             Some(done) => running.stats.generation_ms = now.duration_since(done).as_millis() as u64,
             None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
         }
-        let generated = String::from_utf8_lossy(&running.bytes).into_owned();
+        // A character still incomplete when generation stops is dropped, not shown as U+FFFD.
+        let generated = running.text.clone();
         let mut text = generated.clone();
         if let Some(cut) = running.cut {
             let mut cut = cut.min(text.len());
@@ -705,7 +709,8 @@ impl Session<'_> {
         let required = &running.required;
         let avoid = &running.job.avoid;
         // Avoided words apply to what a token adds after required whitespace.
-        let avoiding = !avoid.is_empty() && running.bytes.iter().chain(required).all(u8::is_ascii_whitespace);
+        let avoiding =
+            !avoid.is_empty() && running.text.bytes().chain(required.iter().copied()).all(|b| b.is_ascii_whitespace());
         let best = self.best_where(logits, |_, piece| {
             // Required indentation is exactly that deep: what follows it is not more of it.
             let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
@@ -773,7 +778,7 @@ impl Session<'_> {
     fn avoiding(&self, running: &Running, index: i32) -> Option<LlamaToken> {
         if (running.job.avoid.is_empty() && !running.content_next)
             || !running.required.is_empty()
-            || running.bytes.iter().any(|b| !b.is_ascii_whitespace())
+            || running.text.bytes().any(|b| !b.is_ascii_whitespace())
         {
             return None;
         }
@@ -797,6 +802,40 @@ impl Session<'_> {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t)
     }
+}
+
+/// Takes the complete characters off the front of `pending` (bytes of generated text) and
+/// leaves there the start of a character whose remaining bytes have not been generated yet.
+/// Bytes that can never begin or continue a character become U+FFFD at once, so nothing waits
+/// on them.
+fn complete_utf8(pending: &mut Vec<u8>) -> String {
+    let mut text = String::new();
+    let mut rest = pending.as_slice();
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                text.push_str(valid);
+                rest = &[];
+                break;
+            }
+            Err(err) => {
+                let (valid, after) = rest.split_at(err.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                match err.error_len() {
+                    Some(invalid) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        rest = &after[invalid..];
+                    }
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    *pending = rest.to_vec();
+    text
 }
 
 fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
@@ -871,7 +910,8 @@ impl Backend for Session<'_> {
             slot,
             prompt_len: tokens.len(),
             tokens,
-            bytes: Vec::new(),
+            text: String::new(),
+            pending: Vec::new(),
             stats,
             started: Instant::now(),
             prompt_done: None,
@@ -909,7 +949,7 @@ impl Backend for Session<'_> {
         }
         if running.first_line_done.is_some_and(|at| at.elapsed() > running.job.budget.after_first_line) {
             // Keep whole lines only: cut after the last line break.
-            let last_break = running.bytes.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+            let last_break = running.text.rfind('\n').unwrap_or(0);
             running.cut = Some(running.cut.map_or(last_break, |cut| cut.min(last_break)));
             return self.finish(running, StopReason::TimeBudget);
         }
@@ -924,24 +964,24 @@ impl Backend for Session<'_> {
         }
         running.stats.generated_tokens += 1;
         let checked_from =
-            running.bytes.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
+            running.text.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
         let piece = vocab.token_to_piece(token, false, None);
         let new_line = piece.contains(&b'\n');
-        let has_code = running.bytes.iter().any(|b| !b.is_ascii_whitespace());
+        let has_code = running.text.bytes().any(|b| !b.is_ascii_whitespace());
         if new_line && has_code && running.first_line_done.is_none() {
             running.first_line_done = Some(Instant::now());
         }
-        running.bytes.extend(piece);
+        running.pending.extend(piece);
+        running.text.push_str(&complete_utf8(&mut running.pending));
         running.tokens.push(token);
         if let (true, Some(check)) = (new_line, &running.job.stop_check) {
-            let text = String::from_utf8_lossy(&running.bytes);
-            if let Some(cut) = (check.0)(&text) {
+            if let Some(cut) = (check.0)(&running.text) {
                 running.cut = Some(cut);
                 return self.finish(running, StopReason::StopString);
             }
         }
         if !running.job.stop.is_empty() {
-            let tail = String::from_utf8_lossy(&running.bytes[checked_from..]);
+            let tail = String::from_utf8_lossy(&running.text.as_bytes()[checked_from..]);
             if running.job.stop.iter().any(|stop| tail.contains(stop.as_str())) {
                 return self.finish(running, StopReason::StopString);
             }
@@ -950,5 +990,49 @@ impl Backend for Session<'_> {
             return self.finish(running, StopReason::MaxTokens);
         }
         Step::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_utf8;
+
+    /// Feeds pieces of generated bytes one at a time: the text each one completes, then what
+    /// is left pending at the end.
+    fn decode(pieces: &[&[u8]]) -> (Vec<String>, Vec<u8>) {
+        let mut pending = Vec::new();
+        let texts = pieces
+            .iter()
+            .map(|piece| {
+                pending.extend_from_slice(piece);
+                complete_utf8(&mut pending)
+            })
+            .collect();
+        (texts, pending)
+    }
+
+    #[test]
+    fn characters_split_across_tokens_wait_for_their_last_byte() {
+        let e_acute = "é".as_bytes();
+        let emoji = "😀".as_bytes();
+        let cases: &[(&[&[u8]], &[&str], &[u8])] = &[
+            (&[b"ab", b"c"], &["ab", "c"], b""),
+            // "é" in two tokens.
+            (&[&e_acute[..1], &e_acute[1..]], &["", "é"], b""),
+            // A four-byte emoji split 1 + 3, after text.
+            (&[b"x", &[emoji[0]], &emoji[1..]], &["x", "", "😀"], b""),
+            // Split 2 + 2, with text on both sides.
+            (&[&[b'a', emoji[0], emoji[1]], &[emoji[2], emoji[3], b'b']], &["a", "😀b"], b""),
+            // Generation stopped mid-character: the start stays pending (and is dropped).
+            (&[&[b'x', emoji[0], emoji[1]]], &["x"], &emoji[..2]),
+            // Bytes that can never be part of a character do not stall the text.
+            (&[&[0xff, b'a']], &["\u{fffd}a"], b""),
+            (&[&[0xc3], b"A"], &["", "\u{fffd}A"], b""),
+            (&[&[0x80, 0x80]], &["\u{fffd}\u{fffd}"], b""),
+        ];
+        for (pieces, texts, pending) in cases {
+            let expected: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+            assert_eq!(decode(pieces), (expected, pending.to_vec()), "{pieces:?}");
+        }
     }
 }
