@@ -281,8 +281,10 @@ static PROBE_PROGRAM: OnceLock<PathBuf> = OnceLock::new();
 
 /// Verdicts of earlier probes, by path, size and modification time: an engine restarted on the
 /// same file does not probe it again.
-static VERDICTS: LazyLock<Mutex<HashMap<(PathBuf, u64, SystemTime), Result<(), String>>>> =
-    LazyLock::new(Mutex::default);
+static VERDICTS: LazyLock<Mutex<HashMap<FileVersion, Result<(), String>>>> = LazyLock::new(Mutex::default);
+
+/// A file as it is now: its path, size and modification time.
+type FileVersion = (PathBuf, u64, SystemTime);
 
 /// The longest a probe may take; it reads metadata and the vocabulary, never the weights.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -1015,7 +1017,9 @@ mod tests {
     fn characters_split_across_tokens_wait_for_their_last_byte() {
         let e_acute = "é".as_bytes();
         let emoji = "😀".as_bytes();
-        let cases: &[(&[&[u8]], &[&str], &[u8])] = &[
+        // Pieces fed in order, the text each completes, and the bytes left pending.
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a str], &'a [u8]);
+        let cases: &[Case] = &[
             (&[b"ab", b"c"], &["ab", "c"], b""),
             // "é" in two tokens.
             (&[&e_acute[..1], &e_acute[1..]], &["", "é"], b""),
