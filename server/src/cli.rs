@@ -51,6 +51,9 @@ pub enum Command {
     FetchModel(Option<String>),
     /// Print the settings table as editor configuration properties.
     SettingsSchema,
+    /// Read a model file as loading does, without its weights, and exit 0 if llama.cpp accepts
+    /// it (hidden: the server runs it in a child process, where an abort in llama.cpp is safe).
+    ProbeModel(PathBuf),
     /// Complete a file at a 1-based line and column.
     Complete {
         file: PathBuf,
@@ -88,6 +91,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     }
                     _ => return Err(format!("{flag} goes with the complete command")),
                 }
+                continue;
+            }
+            "probe-model" => {
+                parsed.command = Command::ProbeModel(PathBuf::from(value("probe-model")?));
                 continue;
             }
             "settings-schema" => {
@@ -216,5 +223,6 @@ mod tests {
         assert!(args(&["--frobnicate"]).is_err());
         assert!(args(&["--model"]).is_err());
         assert_eq!(args(&["-V"]).unwrap().command, Command::Version);
+        assert_eq!(args(&["probe-model", "/m.gguf"]).unwrap().command, Command::ProbeModel("/m.gguf".into()));
     }
 }

@@ -9,6 +9,12 @@ use mistral_lsp::cli::{self, Command};
 use mistral_lsp::lsp;
 
 fn main() -> ExitCode {
+    // An assertion that fails inside ggml first runs gdb from PATH to print a backtrace (slow,
+    // and a program the user did not ask for); the abort that follows is reported without it.
+    // Set before any thread exists, unless the user asked for backtraces their own way.
+    if std::env::var_os("GGML_NO_BACKTRACE").is_none() {
+        std::env::set_var("GGML_NO_BACKTRACE", "1");
+    }
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -26,7 +32,13 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::SettingsSchema => return print_schema(),
+        Command::ProbeModel(path) => return probe_model(path),
         Command::FetchModel(_) | Command::Complete { .. } | Command::Serve => {}
+    }
+    // Model files are read in a child process first: an abort in llama.cpp ends that child only.
+    match std::env::current_exe() {
+        Ok(program) => mistral_lsp::engine::set_probe_program(program),
+        Err(err) => eprintln!("mistral-lsp: model files will be loaded unchecked: {err}"),
     }
     let mut problems = Vec::new();
     let options = cli::base_options(&args, &mut problems);
@@ -62,6 +74,21 @@ fn main() -> ExitCode {
     tracing::info!("exiting with code {code}");
     // Worker threads may be mid-generation; the process ends here regardless.
     std::process::exit(code)
+}
+
+/// The `probe-model` command, run by the engine in a child process: exits 0 if llama.cpp reads
+/// the model file; its errors (and llama.cpp's) go to stderr for the parent to report.
+fn probe_model(path: std::path::PathBuf) -> ExitCode {
+    if init_logging("error", None).is_err() {
+        return ExitCode::FAILURE;
+    }
+    match mistral_lsp::engine::probe_model(&path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints the settings table for editor clients to generate their settings from.

@@ -6,6 +6,8 @@
 mod bad_input;
 mod completion;
 mod config;
+#[path = "../engine/gguf.rs"]
+mod gguf;
 mod harness;
 mod hostile;
 mod hub;

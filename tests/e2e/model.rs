@@ -102,3 +102,62 @@ fn a_real_model_completes_a_python_function() {
     assert!(status["evaluatedTokens"].as_u64().unwrap() > 10, "{status}");
     server.shutdown();
 }
+
+#[test]
+fn a_model_file_llama_cpp_aborts_on_does_not_end_a_running_server() {
+    let dir = scratch("aborting-models");
+    let no_layers = dir.join("no-layers.gguf");
+    std::fs::write(&no_layers, crate::gguf::llama_with_layers(0)).unwrap();
+    let experts = dir.join("per-layer-experts.gguf");
+    std::fs::write(&experts, crate::gguf::per_layer_experts()).unwrap();
+    let mut server = Server::start("test:checksum", json!({}), Value::Null);
+    server.wait_ready();
+    let switch = |server: &mut Server, model: &str| {
+        server.notify("workspace/didChangeConfiguration", json!({"settings": {"model": model}}));
+        server.wait_status(if model.starts_with("test:") { "ready" } else { "error" });
+        server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap()
+    };
+    // Caught by the metadata checks, in the server.
+    let status = switch(&mut server, no_layers.to_str().unwrap());
+    assert_eq!(status["state"], "error");
+    assert!(status["message"].as_str().unwrap().contains("`llama.block_count` is 0"), "{status}");
+    // Caught by the probe: llama.cpp aborts in the child process.
+    let status = switch(&mut server, experts.to_str().unwrap());
+    assert!(status["message"].as_str().unwrap().contains("llama.cpp aborted while reading"), "{status}");
+    // A restart on the same file reuses the verdict.
+    switch(&mut server, "test:checksum");
+    let status = switch(&mut server, experts.to_str().unwrap());
+    assert!(status["message"].as_str().unwrap().contains("llama.cpp aborted while reading"), "{status}");
+    let probes = server.log().matches("in a child process in").count();
+    assert_eq!(probes, 1, "{}", server.log());
+    // Still serving, and it ends cleanly.
+    server.open("file:///m/a.py", "python", "x = 1\n");
+    assert!(server.inline("file:///m/a.py", 0, 5).unwrap().is_empty());
+    server.shutdown();
+}
+
+#[test]
+fn an_abort_in_llama_cpp_runs_no_debugger() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("no-debugger");
+    let model = dir.join("no-layers.gguf");
+    std::fs::write(&model, crate::gguf::llama_with_layers(0)).unwrap();
+    // A gdb that leaves a mark: ggml runs the first one on PATH to print a backtrace.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let marker = dir.join("gdb-ran");
+    let gdb = bin.join("gdb");
+    std::fs::write(&gdb, format!("#!/bin/sh\ntouch '{}'\n", marker.display())).unwrap();
+    std::fs::set_permissions(&gdb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_mistral-lsp"))
+        .arg("probe-model")
+        .arg(&model)
+        .env("PATH", path)
+        .env_remove("GGML_NO_BACKTRACE")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(6), "llama.cpp aborts on this file: {status}");
+    assert!(!marker.exists(), "gdb was run");
+}

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::gguf::{llama_with_layers, per_layer_experts, tiny_gguf, Meta};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mistral-lsp-engine-{}", std::process::id()));
@@ -79,4 +80,58 @@ fn gpu_layers_without_a_gpu_is_reported_and_the_cpu_is_used() {
             .await
             .is_ok());
     });
+}
+
+#[test]
+fn hyperparameters_llama_cpp_asserts_on_are_an_error_not_an_abort() {
+    let _turn = turn();
+    runtime().block_on(async {
+        let settings = settings(serde_json::Value::Null);
+        let zero = llama_with_layers(0);
+        assert_eq!(zero.len(), 176, "the file of the report");
+        for (layers, bytes) in [(0, zero), (600, llama_with_layers(600))] {
+            let path = scratch(&format!("layers-{layers}.gguf"));
+            std::fs::write(&path, bytes).unwrap();
+            // Loading this in llama.cpp fails an assertion, which aborts the process: this test
+            // would not get to its next line.
+            let message = failure(&path, &settings).await;
+            assert!(message.contains(&format!("`llama.block_count` is {layers}")), "{message}");
+        }
+        let experts = tiny_gguf(&[
+            ("general.architecture", Meta::Str("llama")),
+            ("llama.block_count", Meta::U32(2)),
+            ("llama.expert_count", Meta::U32(4)),
+            ("llama.expert_used_count", Meta::U32(8)),
+        ]);
+        let path = scratch("experts.gguf");
+        std::fs::write(&path, experts).unwrap();
+        let message = failure(&path, &settings).await;
+        assert!(message.contains("`llama.expert_used_count` is 8"), "{message}");
+        let rope = tiny_gguf(&[
+            ("general.architecture", Meta::Str("llama")),
+            ("llama.block_count", Meta::U32(2)),
+            ("llama.rope.scaling.type", Meta::Str("sideways")),
+        ]);
+        let path = scratch("rope.gguf");
+        std::fs::write(&path, rope).unwrap();
+        let message = failure(&path, &settings).await;
+        assert!(message.contains("`llama.rope.scaling.type` is `sideways`"), "{message}");
+    });
+}
+
+#[test]
+fn the_probe_reads_a_file_in_a_child_process_and_reports_an_abort() {
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_mistral-lsp"));
+    let aborts = scratch("per-layer-experts.gguf");
+    std::fs::write(&aborts, per_layer_experts()).unwrap();
+    let message = mistral_lsp::engine::probe_in_child(program, &aborts).unwrap_err();
+    assert!(message.contains("llama.cpp aborted while reading") && message.contains("GGML_ASSERT"), "{message}");
+    // A file llama.cpp rejects with an error of its own: its reason is passed on.
+    let incomplete = scratch("one-layer.gguf");
+    std::fs::write(&incomplete, llama_with_layers(1)).unwrap();
+    let message = mistral_lsp::engine::probe_in_child(program, &incomplete).unwrap_err();
+    assert!(message.contains("could not load") && message.contains("key not found"), "{message}");
+    // A real model passes, without its weights being read.
+    let _turn = turn();
+    assert_eq!(mistral_lsp::engine::probe_in_child(program, &model_path(SMOLLM)), Ok(()));
 }

@@ -7,11 +7,14 @@
 
 #![allow(clippy::disallowed_types, reason = "this is the one file that touches llama.cpp")]
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -108,9 +111,134 @@ fn check_file(path: &Path) -> Result<String, String> {
     let Some(gguf) = GgufContext::from_file(path) else {
         return Err(format!("{shown} is truncated or corrupt: its GGUF header cannot be read"));
     };
-    let key = gguf.find_key("general.architecture");
-    let architecture = if key >= 0 { gguf.val_str(key).unwrap_or_default().to_owned() } else { String::new() };
-    Ok(architecture)
+    let metadata = Metadata(&gguf);
+    let checked = metadata.string("general.architecture").and_then(|architecture| {
+        let architecture = architecture.ok_or("it has no `general.architecture`")?;
+        check_hparams(&metadata, architecture)?;
+        Ok(architecture.to_owned())
+    });
+    checked.map_err(|why| format!("{shown} is malformed: {why}"))
+}
+
+/// The most layers llama.cpp accepts (`LLAMA_MAX_LAYERS`).
+const MAX_LAYERS: u32 = 512;
+/// The most experts llama.cpp accepts (`LLAMA_MAX_EXPERTS`).
+const MAX_EXPERTS: u32 = 1024;
+/// The RoPE scaling types llama.cpp knows (`LLAMA_ROPE_SCALING_TYPES`).
+const ROPE_SCALING_TYPES: [&str; 4] = ["none", "linear", "yarn", "longrope"];
+
+/// Checks the hyperparameters that llama.cpp asserts on while loading (`load_hparams`): an
+/// assertion there aborts the whole process instead of failing the load. Values llama.cpp
+/// rejects with an error of its own (a missing key, a wrong type) are left to it, except where
+/// reading them here would itself assert. Per-layer arrays are not read here; the probe in a
+/// child process catches what they break.
+fn check_hparams(metadata: &Metadata, architecture: &str) -> Result<(), String> {
+    let key = |name: &str| format!("{architecture}.{name}");
+    let block_count = key("block_count");
+    let Some(layers) = metadata.u32(&block_count)? else {
+        return Err(format!(
+            "it has no `{block_count}`: either this llama.cpp does not support the architecture `{architecture}` \
+             or the file's metadata is incomplete"
+        ));
+    };
+    if !(1..=MAX_LAYERS).contains(&layers) {
+        return Err(format!("`{block_count}` is {layers}; llama.cpp needs 1 to {MAX_LAYERS} layers"));
+    }
+    let nextn = key("nextn_predict_layers");
+    if let Some(n) = metadata.u32(&nextn)?.filter(|&n| n > layers) {
+        return Err(format!("`{nextn}` is {n}, more than the {layers} layers of `{block_count}`"));
+    }
+    let (expert_count, used_count) = (key("expert_count"), key("expert_used_count"));
+    let (group_count, group_used_count) = (key("expert_group_count"), key("expert_group_used_count"));
+    let mut experts = metadata.u32(&expert_count)?.unwrap_or(0);
+    // An array gives a count per layer; only the probe reads those.
+    let mut used = if metadata.is_array(&used_count) { None } else { metadata.u32(&used_count)? };
+    // These architectures read one expert as none (llama.cpp's own special case).
+    if matches!(architecture, "hunyuan-vl" | "hunyuan-dense") && experts <= 1 {
+        (experts, used) = (0, Some(0));
+    }
+    let groups = metadata.u32(&group_count)?.unwrap_or(0);
+    if experts > MAX_EXPERTS {
+        return Err(format!("`{expert_count}` is {experts}; llama.cpp supports at most {MAX_EXPERTS} experts"));
+    }
+    if experts == 0 {
+        if let Some(used) = used.filter(|&u| u > 0) {
+            return Err(format!("`{used_count}` is {used}, but the model has no experts (`{expert_count}`)"));
+        }
+        if groups > 0 {
+            return Err(format!("`{group_count}` is {groups}, but the model has no experts (`{expert_count}`)"));
+        }
+        return check_rope_scaling(metadata, &key("rope.scaling.type"));
+    }
+    match used {
+        Some(0) => return Err(format!("`{used_count}` is 0, but `{expert_count}` is {experts}")),
+        Some(used) if used > experts => {
+            return Err(format!("`{used_count}` is {used}, more than the {experts} experts of `{expert_count}`"))
+        }
+        None if !metadata.is_array(&used_count) => {
+            return Err(format!("it has `{expert_count}` ({experts}) but no `{used_count}`"))
+        }
+        _ => {}
+    }
+    if groups >= experts {
+        return Err(format!("`{group_count}` is {groups}; it must be less than `{expert_count}` ({experts})"));
+    }
+    if groups > 1 {
+        let group_used = metadata.u32(&group_used_count)?.unwrap_or(0);
+        if experts % groups != 0 {
+            return Err(format!("`{expert_count}` ({experts}) is not a multiple of `{group_count}` ({groups})"));
+        }
+        if group_used == 0 || group_used >= groups {
+            return Err(format!(
+                "`{group_used_count}` is {group_used}; it must be between 1 and `{group_count}` ({groups}) less one"
+            ));
+        }
+    }
+    check_rope_scaling(metadata, &key("rope.scaling.type"))
+}
+
+fn check_rope_scaling(metadata: &Metadata, key: &str) -> Result<(), String> {
+    match metadata.string(key)? {
+        Some(kind) if !ROPE_SCALING_TYPES.contains(&kind) => {
+            Err(format!("`{key}` is `{kind}`; llama.cpp knows {}", ROPE_SCALING_TYPES.join(", ")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// GGUF metadata read without ever tripping llama.cpp's own type assertions: each getter
+/// checks the stored type first.
+struct Metadata<'g>(&'g GgufContext);
+
+/// GGUF value types (the GGUF specification's numbering).
+const GGUF_UINT32: u32 = 4;
+const GGUF_STRING: u32 = 8;
+const GGUF_ARRAY: u32 = 9;
+
+impl Metadata<'_> {
+    fn find(&self, key: &str, kind: u32, kind_name: &str) -> Result<Option<i64>, String> {
+        let index = self.0.find_key(key);
+        if index < 0 {
+            return Ok(None);
+        }
+        if self.0.kv_type(index) != kind {
+            return Err(format!("`{key}` is not {kind_name}"));
+        }
+        Ok(Some(index))
+    }
+
+    fn u32(&self, key: &str) -> Result<Option<u32>, String> {
+        Ok(self.find(key, GGUF_UINT32, "an unsigned 32-bit integer")?.map(|index| self.0.val_u32(index)))
+    }
+
+    fn string(&self, key: &str) -> Result<Option<&str>, String> {
+        Ok(self.find(key, GGUF_STRING, "a string")?.and_then(|index| self.0.val_str(index)))
+    }
+
+    fn is_array(&self, key: &str) -> bool {
+        let index = self.0.find_key(key);
+        index >= 0 && self.0.kv_type(index) == GGUF_ARRAY
+    }
 }
 
 fn load_model(
@@ -128,17 +256,130 @@ fn load_model(
         ));
         gpu_layers = 0;
     }
+    probe(path)?;
     let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
     let started = Instant::now();
-    let model = LlamaModel::load_from_file(backend, path, &params).map_err(|err| {
-        format!(
-            "llama.cpp could not load {} (architecture `{architecture}`): the file may be truncated or corrupt, \
-             or this llama.cpp does not support that architecture ({err}); the log has llama.cpp's own message",
-            path.display()
-        )
-    })?;
+    let model = LlamaModel::load_from_file(backend, path, &params)
+        .map_err(|err| load_error(path, &architecture, &format!("{err}; the log has llama.cpp's own message")))?;
     tracing::info!("loaded {} in {} ms", path.display(), started.elapsed().as_millis());
     Ok((model, notice))
+}
+
+fn load_error(path: &Path, architecture: &str, detail: &str) -> String {
+    format!(
+        "llama.cpp could not load {} (architecture `{architecture}`): the file may be truncated or corrupt, \
+         or this llama.cpp does not support that architecture ({detail})",
+        path.display()
+    )
+}
+
+/// The program that reads model files in a child process (`PROGRAM probe-model PATH`) before
+/// they are loaded here, so that an abort inside llama.cpp ends the child, not the server.
+/// `main` sets it to its own executable; without it (library users, tests) files are loaded
+/// after the metadata checks alone.
+static PROBE_PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+
+/// Verdicts of earlier probes, by path, size and modification time: an engine restarted on the
+/// same file does not probe it again.
+static VERDICTS: LazyLock<Mutex<HashMap<FileVersion, Result<(), String>>>> = LazyLock::new(Mutex::default);
+
+/// A file as it is now: its path, size and modification time.
+type FileVersion = (PathBuf, u64, SystemTime);
+
+/// The longest a probe may take; it reads metadata and the vocabulary, never the weights.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Makes the engine probe every model file with `program probe-model PATH` before loading it.
+pub fn set_probe_program(program: PathBuf) {
+    let _ = PROBE_PROGRAM.set(program);
+}
+
+/// What `probe-model` does in the child: reads a model file as loading does (hyperparameters,
+/// vocabulary, tensor shapes) without allocating or reading its weights.
+pub fn probe_model(path: &Path) -> Result<(), String> {
+    let params = LlamaModelParams::default().with_no_alloc(true);
+    LlamaModel::load_from_file(backend()?, path, &params).map(drop).map_err(|err| err.to_string())
+}
+
+/// Runs `program probe-model PATH` and reads its verdict: a child killed by a signal means
+/// llama.cpp aborted on the file.
+pub fn probe_in_child(program: &Path, path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let mut child = std::process::Command::new(program)
+        .arg("probe-model")
+        .arg(path)
+        .env("GGML_NO_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("cannot run {} to check {shown}: {err}", program.display()))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < PROBE_TIMEOUT => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("llama.cpp took over {} s to read {shown}", PROBE_TIMEOUT.as_secs()));
+            }
+            Err(err) => return Err(format!("cannot wait for the check of {shown}: {err}")),
+        }
+    };
+    // The child writes a few lines at most (its error, llama.cpp's errors), well within a pipe.
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut log);
+    }
+    tracing::debug!("probe of {shown}: {status}; {}", log.trim());
+    if status.success() {
+        return Ok(());
+    }
+    if killed_by_signal(&status) {
+        let assertion = log.lines().find(|line| line.contains("GGML_ASSERT") || line.contains("GGML_ABORT"));
+        let because = assertion.map(|line| format!(" ({})", line.trim())).unwrap_or_default();
+        return Err(format!(
+            "llama.cpp aborted while reading {shown}: the file is malformed{because}; it was read in a \
+             separate process, so the server keeps running without a model"
+        ));
+    }
+    let architecture = GgufContext::from_file(path)
+        .and_then(|gguf| Metadata(&gguf).string("general.architecture").ok().flatten().map(str::to_owned))
+        .unwrap_or_default();
+    // The child logs llama.cpp's reason as "... error loading model: REASON module=...".
+    let reason = log
+        .lines()
+        .find_map(|line| line.split_once("error loading model: "))
+        .map(|(_, reason)| reason.split(" module=").next().unwrap_or(reason));
+    let said = reason.or_else(|| log.lines().rev().find(|line| !line.trim().is_empty())).unwrap_or("no message");
+    Err(load_error(path, &architecture, &format!("llama.cpp said: {}", said.trim())))
+}
+
+#[cfg(unix)]
+fn killed_by_signal(status: &std::process::ExitStatus) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(status).is_some()
+}
+
+#[cfg(not(unix))]
+fn killed_by_signal(status: &std::process::ExitStatus) -> bool {
+    // abort() ends a Windows process with exit code 3.
+    status.code() == Some(3)
+}
+
+/// Probes `path` in a child process, once per version of the file, when a probe program is set.
+fn probe(path: &Path) -> Result<(), String> {
+    let Some(program) = PROBE_PROGRAM.get() else { return Ok(()) };
+    let metadata = std::fs::metadata(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let key = (path.to_owned(), metadata.len(), metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+    if let Some(verdict) = VERDICTS.lock().get(&key) {
+        return verdict.clone();
+    }
+    let started = Instant::now();
+    let verdict = probe_in_child(program, path);
+    tracing::info!("checked {} in a child process in {} ms", path.display(), started.elapsed().as_millis());
+    VERDICTS.lock().insert(key, verdict.clone());
+    verdict
 }
 
 /// The model's vocabulary and metadata, usable from any thread (tokenizing only reads the model).
@@ -253,7 +494,10 @@ pub(crate) struct Running {
     tokens: Vec<LlamaToken>,
     prompt_len: usize,
     sampler: LlamaSampler,
-    bytes: Vec<u8>,
+    /// The complete characters generated so far.
+    text: String,
+    /// The bytes of a character split across tokens, until its last byte arrives.
+    pending: Vec<u8>,
     stats: Stats,
     started: Instant,
     prompt_done: Option<Instant>,
@@ -377,7 +621,8 @@ impl<'m> Session<'m> {
             Some(done) => running.stats.generation_ms = now.duration_since(done).as_millis() as u64,
             None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
         }
-        let generated = String::from_utf8_lossy(&running.bytes).into_owned();
+        // A character still incomplete when generation stops is dropped, not shown as U+FFFD.
+        let generated = running.text.clone();
         let mut text = generated.clone();
         if let Some(cut) = running.cut {
             let mut cut = cut.min(text.len());
@@ -466,7 +711,8 @@ impl Session<'_> {
         let required = &running.required;
         let avoid = &running.job.avoid;
         // Avoided words apply to what a token adds after required whitespace.
-        let avoiding = !avoid.is_empty() && running.bytes.iter().chain(required).all(u8::is_ascii_whitespace);
+        let avoiding =
+            !avoid.is_empty() && running.text.bytes().chain(required.iter().copied()).all(|b| b.is_ascii_whitespace());
         let best = self.best_where(logits, |_, piece| {
             // Required indentation is exactly that deep: what follows it is not more of it.
             let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
@@ -534,7 +780,7 @@ impl Session<'_> {
     fn avoiding(&self, running: &Running, index: i32) -> Option<LlamaToken> {
         if (running.job.avoid.is_empty() && !running.content_next)
             || !running.required.is_empty()
-            || running.bytes.iter().any(|b| !b.is_ascii_whitespace())
+            || running.text.bytes().any(|b| !b.is_ascii_whitespace())
         {
             return None;
         }
@@ -558,6 +804,40 @@ impl Session<'_> {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t)
     }
+}
+
+/// Takes the complete characters off the front of `pending` (bytes of generated text) and
+/// leaves there the start of a character whose remaining bytes have not been generated yet.
+/// Bytes that can never begin or continue a character become U+FFFD at once, so nothing waits
+/// on them.
+fn complete_utf8(pending: &mut Vec<u8>) -> String {
+    let mut text = String::new();
+    let mut rest = pending.as_slice();
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                text.push_str(valid);
+                rest = &[];
+                break;
+            }
+            Err(err) => {
+                let (valid, after) = rest.split_at(err.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                match err.error_len() {
+                    Some(invalid) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        rest = &after[invalid..];
+                    }
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    *pending = rest.to_vec();
+    text
 }
 
 fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
@@ -632,7 +912,8 @@ impl Backend for Session<'_> {
             slot,
             prompt_len: tokens.len(),
             tokens,
-            bytes: Vec::new(),
+            text: String::new(),
+            pending: Vec::new(),
             stats,
             started: Instant::now(),
             prompt_done: None,
@@ -670,7 +951,7 @@ impl Backend for Session<'_> {
         }
         if running.first_line_done.is_some_and(|at| at.elapsed() > running.job.budget.after_first_line) {
             // Keep whole lines only: cut after the last line break.
-            let last_break = running.bytes.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+            let last_break = running.text.rfind('\n').unwrap_or(0);
             running.cut = Some(running.cut.map_or(last_break, |cut| cut.min(last_break)));
             return self.finish(running, StopReason::TimeBudget);
         }
@@ -685,24 +966,24 @@ impl Backend for Session<'_> {
         }
         running.stats.generated_tokens += 1;
         let checked_from =
-            running.bytes.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
+            running.text.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
         let piece = vocab.token_to_piece(token, false, None);
         let new_line = piece.contains(&b'\n');
-        let has_code = running.bytes.iter().any(|b| !b.is_ascii_whitespace());
+        let has_code = running.text.bytes().any(|b| !b.is_ascii_whitespace());
         if new_line && has_code && running.first_line_done.is_none() {
             running.first_line_done = Some(Instant::now());
         }
-        running.bytes.extend(piece);
+        running.pending.extend(piece);
+        running.text.push_str(&complete_utf8(&mut running.pending));
         running.tokens.push(token);
         if let (true, Some(check)) = (new_line, &running.job.stop_check) {
-            let text = String::from_utf8_lossy(&running.bytes);
-            if let Some(cut) = (check.0)(&text) {
+            if let Some(cut) = (check.0)(&running.text) {
                 running.cut = Some(cut);
                 return self.finish(running, StopReason::StopString);
             }
         }
         if !running.job.stop.is_empty() {
-            let tail = String::from_utf8_lossy(&running.bytes[checked_from..]);
+            let tail = String::from_utf8_lossy(&running.text.as_bytes()[checked_from..]);
             if running.job.stop.iter().any(|stop| tail.contains(stop.as_str())) {
                 return self.finish(running, StopReason::StopString);
             }
@@ -711,5 +992,51 @@ impl Backend for Session<'_> {
             return self.finish(running, StopReason::MaxTokens);
         }
         Step::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_utf8;
+
+    /// Feeds pieces of generated bytes one at a time: the text each one completes, then what
+    /// is left pending at the end.
+    fn decode(pieces: &[&[u8]]) -> (Vec<String>, Vec<u8>) {
+        let mut pending = Vec::new();
+        let texts = pieces
+            .iter()
+            .map(|piece| {
+                pending.extend_from_slice(piece);
+                complete_utf8(&mut pending)
+            })
+            .collect();
+        (texts, pending)
+    }
+
+    #[test]
+    fn characters_split_across_tokens_wait_for_their_last_byte() {
+        let e_acute = "é".as_bytes();
+        let emoji = "😀".as_bytes();
+        // Pieces fed in order, the text each completes, and the bytes left pending.
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a str], &'a [u8]);
+        let cases: &[Case] = &[
+            (&[b"ab", b"c"], &["ab", "c"], b""),
+            // "é" in two tokens.
+            (&[&e_acute[..1], &e_acute[1..]], &["", "é"], b""),
+            // A four-byte emoji split 1 + 3, after text.
+            (&[b"x", &[emoji[0]], &emoji[1..]], &["x", "", "😀"], b""),
+            // Split 2 + 2, with text on both sides.
+            (&[&[b'a', emoji[0], emoji[1]], &[emoji[2], emoji[3], b'b']], &["a", "😀b"], b""),
+            // Generation stopped mid-character: the start stays pending (and is dropped).
+            (&[&[b'x', emoji[0], emoji[1]]], &["x"], &emoji[..2]),
+            // Bytes that can never be part of a character do not stall the text.
+            (&[&[0xff, b'a']], &["\u{fffd}a"], b""),
+            (&[&[0xc3], b"A"], &["", "\u{fffd}A"], b""),
+            (&[&[0x80, 0x80]], &["\u{fffd}\u{fffd}"], b""),
+        ];
+        for (pieces, texts, pending) in cases {
+            let expected: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+            assert_eq!(decode(pieces), (expected, pending.to_vec()), "{pieces:?}");
+        }
     }
 }

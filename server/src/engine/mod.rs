@@ -18,7 +18,7 @@ mod test_backend;
 mod worker;
 
 pub use crate::models::ModelSpec;
-pub use llama::Tokenizer;
+pub use llama::{probe_in_child, probe_model, set_probe_program, Tokenizer};
 pub use queue::Priority;
 
 /// A chat message for instruct prompts.
