@@ -157,9 +157,12 @@ fn store_reports_unknown_documents() {
     assert_eq!(snapshot.text.to_string(), "fn main() {}", "a snapshot never changes");
 }
 
+/// Parse work held back until the test runs it.
+type Held = Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>>;
+
 /// A store whose parses wait in a list until the test runs them.
-fn held_store() -> (Store, Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>>) {
-    let held: Arc<Mutex<Vec<Box<dyn FnOnce() + Send>>>> = Arc::default();
+fn held_store() -> (Store, Held) {
+    let held: Held = Arc::default();
     let queue = held.clone();
     (Store::with_runner(Arc::new(move |work| queue.lock().push(work))), held)
 }
