@@ -91,16 +91,19 @@ class Soak:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lsp-binary", default=benchlib.default_lsp_binary())
-    parser.add_argument("--model", default=benchlib.default_model())
+    parser.add_argument("--model", default=benchlib.default_model(),
+                        help="GGUF model (default: the 0.5B test model); `none` measures the server without one")
     parser.add_argument("--edits", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--documents", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    client = benchlib.LspClient([args.lsp_binary, "--model", args.model, "--threads", "2"], log_name="soak")
+    model = args.model if args.model != "none" else "/nonexistent/model.gguf"
+    client = benchlib.LspClient([args.lsp_binary, "--model", model, "--threads", "2"], log_name="soak")
     client.initialize()
-    client.wait_ready()
+    if args.model != "none":
+        client.wait_ready()
     soak = Soak(client, args.documents, args.seed)
     every = max(1, args.edits // args.requests)
     rows = []

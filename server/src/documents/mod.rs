@@ -210,6 +210,7 @@ impl std::error::Error for StoreError {}
 pub struct ParseJob {
     uri: String,
     generation: u64,
+    version: i32,
     language: Language,
     text: Rope,
     old: Option<Tree>,
@@ -230,6 +231,9 @@ struct Slot {
     edits: Vec<(u64, InputEdit)>,
     /// The generation of the last whole-text replacement: older parses are of no use.
     replaced_at: u64,
+    /// The last parse with the text it describes, and that text's generation: a request that
+    /// arrived before that generation takes it rather than chase newer edits.
+    last_parsed: Option<(u64, Snapshot)>,
     parsing: bool,
 }
 
@@ -244,6 +248,7 @@ impl Slot {
         Some(ParseJob {
             uri: self.document.uri.clone(),
             generation: self.generation,
+            version: self.document.version,
             language,
             text: self.document.text.clone(),
             old: self.document.tree.clone(),
@@ -283,7 +288,8 @@ impl Store {
     /// Stores a document; starts its parse if it needs one.
     pub fn open(&self, document: Document) {
         let uri = document.uri.clone();
-        let slot = Slot { document, generation: 0, edits: Vec::new(), replaced_at: 0, parsing: false };
+        let slot =
+            Slot { document, generation: 0, edits: Vec::new(), replaced_at: 0, last_parsed: None, parsing: false };
         self.inner.lock().insert(uri.clone(), slot);
         self.parse_soon(&uri);
     }
@@ -329,15 +335,26 @@ impl Store {
         self.inner.lock().get(uri).map(|slot| slot.document.snapshot())
     }
 
-    /// The document as it is now, once its tree describes its text: waits for the parse of
-    /// the newest text. `None` when the document is not open (or was closed meanwhile).
-    pub async fn parsed(&self, uri: &str) -> Option<Snapshot> {
+    /// The document with a tree that describes its text, as new as when this was called or
+    /// newer: waits for the parse of that text, never for edits made after the call. Gives up
+    /// waiting when `unwanted` says so, with a snapshot that has no tree. `None` when the
+    /// document is not open (or was closed meanwhile).
+    pub async fn parsed(&self, uri: &str, unwanted: impl Fn() -> bool) -> Option<Snapshot> {
         let mut parses = self.parses.subscribe();
+        let wanted = self.inner.lock().get(uri)?.generation;
         loop {
             {
                 let documents = self.inner.lock();
                 let slot = documents.get(uri)?;
                 if slot.document.parsed {
+                    return Some(slot.document.snapshot());
+                }
+                if let Some((generation, snapshot)) = &slot.last_parsed {
+                    if *generation >= wanted {
+                        return Some(snapshot.clone());
+                    }
+                }
+                if unwanted() {
                     return Some(slot.document.snapshot());
                 }
             }
@@ -372,11 +389,11 @@ impl Store {
         let Some(job) = self.inner.lock().get_mut(uri).and_then(Slot::job) else { return };
         let store = self.clone();
         let work = move || {
-            let mut job = Some(job);
-            while let Some(current) = job {
-                let tree = current.run();
-                job = store.install(current, tree);
-            }
+            let tree = job.run();
+            let uri = job.uri.clone();
+            store.install(job, tree);
+            // Edits that came meanwhile: parse again, incrementally, as a new piece of work.
+            store.parse_soon(&uri);
         };
         match (&self.runner, tokio::runtime::Handle::try_current()) {
             (Some(runner), _) => runner(Box::new(work)),
@@ -385,14 +402,21 @@ impl Store {
         }
     }
 
-    /// Installs a finished parse, replaying the edits made since its text was taken; returns the
-    /// next parse to run when the document changed meanwhile.
-    fn install(&self, job: ParseJob, tree: Option<Tree>) -> Option<ParseJob> {
-        let next = {
+    /// Installs a finished parse, replaying the edits made since its text was taken.
+    fn install(&self, job: ParseJob, tree: Option<Tree>) {
+        {
             let mut documents = self.inner.lock();
-            let slot = documents.get_mut(&job.uri)?;
+            let Some(slot) = documents.get_mut(&job.uri) else { return };
             slot.parsing = false;
             if job.generation >= slot.replaced_at {
+                let parsed = Document {
+                    text: job.text,
+                    version: job.version,
+                    tree: tree.clone(),
+                    parsed: true,
+                    ..slot.document.clone()
+                };
+                slot.last_parsed = Some((job.generation, Arc::new(parsed)));
                 let mut tree = tree;
                 if let Some(tree) = &mut tree {
                     for (_, edit) in slot.edits.iter().filter(|(generation, _)| *generation > job.generation) {
@@ -403,10 +427,8 @@ impl Store {
                 slot.document.parsed = slot.generation == job.generation;
             }
             slot.edits.clear();
-            slot.job()
-        };
+        }
         self.parses.send_modify(|count| *count += 1);
-        next
     }
 }
 

@@ -190,7 +190,8 @@ fn edits_apply_at_once_and_parses_catch_up_off_the_loop() {
         for step in 0..300 {
             // The parse in flight finishes at random moments, between edits.
             if rng.u8(..3) == 0 {
-                if let Some(work) = held.lock().pop() {
+                let work = held.lock().pop();
+                if let Some(work) = work {
                     work();
                 }
             }
@@ -227,17 +228,36 @@ async fn a_request_waits_for_the_parse_of_the_newest_text() {
     let (store, held) = held_store();
     let uri = "file:///t/a.py";
     store.open(Document::unparsed(uri, "python", 1, "def f():\n    pass\n"));
+    run_held(&held);
     let at = LineCol { line: 2, column: 0 };
     store.change(uri, 2, &[Change { range: Some((at, at)), text: "x = 1\n".into() }], Encoding::Utf16).unwrap();
     let waiting = tokio::spawn({
         let store = store.clone();
-        async move { store.parsed(uri).await }
+        async move { store.parsed(uri, || false).await }
     });
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished(), "no tree yet: the request waits");
-    run_held(&held);
+    // The parse of that text is taken, then more edits arrive before it finishes.
+    let work = held.lock().pop().unwrap();
+    let later = LineCol { line: 3, column: 0 };
+    store.change(uri, 3, &[Change { range: Some((later, later)), text: "y = 2\n".into() }], Encoding::Utf16).unwrap();
+    work();
     let snapshot = waiting.await.unwrap().unwrap();
-    assert_eq!(snapshot.text.to_string(), "def f():\n    pass\nx = 1\n");
+    assert_eq!(snapshot.text.to_string(), "def f():\n    pass\nx = 1\n", "the text as the request found it");
+    assert_eq!(snapshot.version, 2);
+    assert_eq!(snapshot.tree.as_ref().map(|t| t.root_node().to_sexp()), fresh_sexp(&snapshot));
+    // A request that arrives now waits for the newest text, unless it is no longer wanted.
+    let newest = tokio::spawn({
+        let store = store.clone();
+        async move { store.parsed(uri, || false).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!newest.is_finished());
+    let unwanted = store.parsed(uri, || true).await.unwrap();
+    assert!(unwanted.tree.is_none(), "an unwanted request does not wait");
+    run_held(&held);
+    let snapshot = newest.await.unwrap().unwrap();
+    assert_eq!(snapshot.text.to_string(), "def f():\n    pass\nx = 1\ny = 2\n");
     assert_eq!(snapshot.tree.as_ref().map(|t| t.root_node().to_sexp()), fresh_sexp(&snapshot));
 }
 

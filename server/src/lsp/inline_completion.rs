@@ -9,6 +9,7 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use super::convert;
 use super::ordered::current_ticket;
 use super::server::Server;
+use super::session::Ticket;
 use crate::completion::decide::Trigger;
 use crate::completion::{Request, Suggestion};
 use crate::documents::Snapshot;
@@ -40,8 +41,10 @@ pub(super) async fn suggest(
     let session = &server.session;
     let ticket = current_ticket();
     let uri = at.text_document.uri.as_ref();
-    // The newest text with its tree: waits for a parse that the edits before this request started.
-    let snapshot = session.store.parsed(uri).await.ok_or_else(|| convert::unknown_document(uri))?;
+    // The text with its tree, at least as new as this request: waits for its parse, unless a
+    // newer request or the end of input makes this one pointless.
+    let unwanted = || ticket.as_ref().is_some_and(Ticket::is_superseded);
+    let snapshot = session.store.parsed(uri, unwanted).await.ok_or_else(|| convert::unknown_document(uri))?;
     let cursor = convert::offset(&snapshot, at.position, session.encoding())?;
     let settings = session.settings();
     let nothing = |snapshot| Ok((snapshot, Vec::new()));

@@ -81,7 +81,11 @@ pub fn parse(language: Language, rope: &Rope, old: Option<&Tree>) -> Option<Tree
             let (chunk, chunk_start, _, _) = rope.chunk_at_byte(byte);
             &chunk.as_bytes()[byte - chunk_start..]
         };
-        parser.parse_with_options(&mut read, old, None)
+        let tree = parser.parse_with_options(&mut read, old, None);
+        // A parser keeps references into the last trees it saw until its next parse; parsers
+        // live on in pool threads, so without this each would hold an old tree alive.
+        parser.reset();
+        tree
     })
 }
 
