@@ -224,7 +224,7 @@ fn edits_apply_at_once_and_parses_catch_up_off_the_loop() {
 }
 
 #[tokio::test]
-async fn a_request_waits_for_the_parse_of_the_newest_text() {
+async fn a_request_waits_for_a_parse_at_least_as_new_as_itself() {
     let (store, held) = held_store();
     let uri = "file:///t/a.py";
     store.open(Document::unparsed(uri, "python", 1, "def f():\n    pass\n"));
