@@ -2,6 +2,7 @@
 conversion, statistics and run metadata. Python 3 standard library only."""
 
 import datetime
+import glob
 import hashlib
 import http.client
 import json
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 
@@ -222,6 +224,20 @@ def markdown_table(header, rows):
 
 # ---------------------------------------------------------------------------------------------
 # LSP positions: lines split at \n, \r\n and \r; columns counted in the negotiated encoding.
+
+def python_corpus(size, start=0):
+    """Real Python: standard-library modules in a fixed order, concatenated, `size` characters
+    from character `start` on."""
+    text = []
+    total = 0
+    for path in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py"))):
+        source = open(path, encoding="utf-8", errors="replace").read()
+        text.append(source)
+        total += len(source)
+        if total >= start + size:
+            break
+    return "".join(text)[start:start + size]
+
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 

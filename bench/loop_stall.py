@@ -12,26 +12,10 @@ No model is loaded: the loop is measured alone. Prints a markdown table on stdou
 """
 
 import argparse
-import glob
-import os
 import random
-import sysconfig
 import time
 
 import benchlib
-
-
-def corpus(size):
-    """Real Python: standard-library modules in a fixed order, concatenated up to `size` bytes."""
-    text = []
-    total = 0
-    for path in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py"))):
-        source = open(path, encoding="utf-8", errors="replace").read()
-        text.append(source)
-        total += len(source.encode("utf-8"))
-        if total >= size:
-            break
-    return "".join(text)[:size]
 
 
 def utf16_position(text, offset):
@@ -77,7 +61,7 @@ def main():
     args = parser.parse_args()
     rows = []
     for size in (2_000_000, 900_000):
-        text = corpus(size)
+        text = benchlib.python_corpus(size)
         for binary in args.lsp_binary:
             benchlib.log(f"{binary}: {len(text.encode()):,} bytes")
             result = measure(binary, text, args.keystrokes, args.seed)

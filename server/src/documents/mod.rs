@@ -14,6 +14,7 @@ use tree_sitter::{InputEdit, Tree};
 
 use crate::syntax::{self, Language};
 
+mod parsing;
 pub mod position;
 
 pub use position::{Encoding, LineCol, LineOutOfRange};
@@ -258,15 +259,15 @@ impl Slot {
 
 /// All open documents, shared between the message loop and the handlers.
 ///
-/// Edits are applied at once (text and tree edits, cheap); parsing runs on tokio's blocking
-/// pool, one parse per document at a time, and a parse finished after more edits arrived is
+/// Edits are applied at once (text and tree edits, cheap); parsing runs on one thread of its own
+/// ([`parsing`]), one parse per document at a time, and a parse finished after more edits arrived is
 /// brought up to date with those edits and parsed again incrementally.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Mutex<HashMap<String, Slot>>>,
     /// Bumped whenever a parse finishes, for [`Store::parsed`] to wait on.
     parses: Arc<watch::Sender<u64>>,
-    /// Runs parse work; `None`: tokio's blocking pool, or inline outside a runtime.
+    /// Runs parse work; `None`: the parse thread, or inline outside a runtime.
     runner: Option<Runner>,
 }
 
@@ -383,8 +384,8 @@ impl Store {
         self.len() == 0
     }
 
-    /// Starts parsing a document that needs it, on tokio's blocking pool (inline when there is
-    /// no runtime, as in unit tests), unless a parse of it is running already.
+    /// Starts parsing a document that needs it on the parse thread (inline when there is no
+    /// runtime, as on the command line and in unit tests), unless a parse of it is running already.
     pub fn parse_soon(&self, uri: &str) {
         let Some(job) = self.inner.lock().get_mut(uri).and_then(Slot::job) else { return };
         let store = self.clone();
@@ -397,7 +398,7 @@ impl Store {
         };
         match (&self.runner, tokio::runtime::Handle::try_current()) {
             (Some(runner), _) => runner(Box::new(work)),
-            (None, Ok(runtime)) => drop(runtime.spawn_blocking(work)),
+            (None, Ok(_)) => parsing::run_later(Box::new(work)),
             (None, Err(_)) => work(),
         }
     }

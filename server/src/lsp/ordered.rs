@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -19,6 +19,9 @@ use tower_lsp_server::ExitedError;
 
 use super::session::{Session, Ticket};
 use super::{did_change, did_change_configuration, did_close, did_open};
+
+/// A message that holds the loop this long is logged: edits should take well under a millisecond.
+const SLOW: Duration = Duration::from_millis(50);
 
 tokio::task_local! {
     static TICKET: Ticket;
@@ -59,9 +62,14 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
+        let method = request.method().to_owned();
         let future = self.dispatch(request);
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.session.longest_stall_us.fetch_max(micros, Ordering::Relaxed);
+        if elapsed >= SLOW {
+            tracing::warn!("{method} held the message loop for {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+        }
         future
     }
 }
