@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Soak bench: a long storm of random edits and completion requests (most cancelled at once)
 against the real binary over stdio. At every tenth of the run it reads the server's resident
-memory, the longest time its message loop spent on one message (`longestStallMs` of
-`mistral-lsp.status`) and compares the server's copy of every document with the client's
-(`mistral-lsp.document`). Prints a markdown table on stdout.
+memory (after a short pause) and its peak, the longest time its message loop spent on one
+message in wall time and in CPU time (`longestStallMs` and `longestStallCpuMs` of
+`mistral-lsp.status`; wall time also counts waiting for a core), and compares the server's copy
+of every document with the client's (`mistral-lsp.document`). Prints a markdown table on stdout.
 
     python3 bench/soak.py --lsp-binary "$(bench/build-lsp-snapshot)" [--edits 1000000 --requests 100000]
 """
@@ -24,12 +25,25 @@ PIECES = ["a", "b", "x", " ", "  ", "(", ")", ":", "\n", "\n    ", "é", "😀",
           "\"\"\"doc\"\"\"\n", "# c\n", "[", "]", "0"]
 
 
-def rss_mib(pid):
+# Seconds the client pauses before reading memory: the server returns free pages once a second
+# goes by without parses, so the reading is the memory it holds, not a parse's scratch space.
+SETTLE = 1.5
+
+
+def memory_mib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def row(progress, edits, requests, client, status, bad, elapsed):
+    time.sleep(SETTLE)
+    pid = client.proc.pid
+    return [progress, f"{edits:,}", f"{requests:,}", f"{memory_mib(pid):.1f}", f"{memory_mib(pid, 'VmHWM'):.1f}",
+            f"{status.get('longestStallMs', float('nan')):.2f}", f"{status.get('longestStallCpuMs', float('nan')):.2f}",
+            str(bad), f"{elapsed:.0f}"]
 
 
 def utf16_position(text, offset):
@@ -102,25 +116,29 @@ def main():
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--documents", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="the model's threads")
     parser.add_argument("--warmup", type=int, default=300_000,
-                        help="edits sent before the measured run: random edits turn the documents' real Python "
+                        help="edits (and requests at the same rate) sent before the measured run: random edits turn the documents' real Python "
                              "into random text, whose line and bracket counts (and so its syntax trees) settle "
                              "after about 300,000 edits on 4 documents")
     args = parser.parse_args()
 
     model = args.model if args.model != "none" else "/nonexistent/model.gguf"
-    client = benchlib.LspClient([args.lsp_binary, "--model", model, "--threads", "2"], log_name="soak")
+    client = benchlib.LspClient([args.lsp_binary, "--model", model, "--threads", str(args.threads)], log_name="soak")
     client.initialize()
     if args.model != "none":
         client.wait_ready()
     soak = Soak(client, args.documents, args.seed)
     every = max(1, args.edits // args.requests)
-    for _ in range(args.warmup):
-        soak.edit()
+    # Requests too: a loaded model's KV cache pages become resident as prompts first reach them.
+    for i in range(args.warmup):
+        uri = soak.edit()
+        if i % every == 0:
+            soak.complete(uri)
     status = client.server_status(timeout=120)
-    rows = [["0% (after warm-up)", "0", "0", f"{rss_mib(client.proc.pid):.1f}",
-             f"{status.get('longestStallMs', float('nan')):.2f}", str(soak.mismatches()), "0"]]
+    rows = [row("0% (after warm-up)", 0, 0, client, status, soak.mismatches(), 0)]
     started = time.monotonic()
+    warmup_requests = soak.sent
     for tenth in range(1, 11):
         for i in range(args.edits * (tenth - 1) // 10, args.edits * tenth // 10):
             uri = soak.edit()
@@ -128,17 +146,16 @@ def main():
                 soak.complete(uri)
         status = client.server_status(timeout=120)
         bad = soak.mismatches()
-        rss = rss_mib(client.proc.pid)
-        rows.append([f"{tenth * 10}%", f"{args.edits * tenth // 10:,}", f"{soak.sent:,}", f"{rss:.1f}",
-                     f"{status.get('longestStallMs', float('nan')):.2f}", str(bad),
-                     f"{time.monotonic() - started:.0f}"])
+        rows.append(row(f"{tenth * 10}%", args.edits * tenth // 10, soak.sent - warmup_requests, client, status, bad,
+                        time.monotonic() - started))
         benchlib.log(" | ".join(rows[-1]))
     first, last = float(rows[1][3]), float(rows[-1][3])
     client.request("shutdown", None)
     client.notify("exit", None)
     benchlib.stop_process(client.proc)
     print(benchlib.markdown_table(
-        ["progress", "edits", "requests", "RSS MiB", "longest loop stall ms", "mismatched documents", "elapsed s"],
+        ["progress", "edits", "requests", "RSS MiB", "peak RSS MiB", "longest loop stall ms", "of it on a core ms",
+         "mismatched documents", "elapsed s"],
         rows))
     print(f"\nRSS from 10% to 100%: {first:.1f} → {last:.1f} MiB ({(last / first - 1) * 100:+.1f}%); "
           f"binary {args.lsp_binary}; {args.documents} documents; {args.warmup:,} warm-up edits; seed {args.seed}")

@@ -30,6 +30,7 @@ pub fn run_later(work: Work) {
 
 fn start() -> Sender<Work> {
     let (sender, receiver) = mpsc::channel::<Work>();
+    #[allow(clippy::disallowed_methods, reason = "parses run on one thread of their own")]
     let spawned = std::thread::Builder::new().name("mistral-lsp-parse".into()).spawn(move || {
         let mut last_trim = Instant::now();
         let mut untrimmed = false;

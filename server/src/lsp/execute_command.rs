@@ -67,6 +67,7 @@ fn status(server: &Server) -> LspAny {
         "tickets": session.tickets.len(),
         "ringDocuments": session.ring_lines.lock().len(),
         "longestStallMs": session.longest_stall_us.load(Relaxed) as f64 / 1000.0,
+        "longestStallCpuMs": session.longest_stall_cpu_us.load(Relaxed) as f64 / 1000.0,
         "engines": {
             "started": workers.started.load(Relaxed),
             "alive": workers.alive.load(Relaxed),

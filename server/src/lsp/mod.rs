@@ -27,6 +27,7 @@ mod progress;
 mod server;
 mod session;
 mod shutdown;
+mod thread_time;
 mod transport;
 
 pub use session::Session;

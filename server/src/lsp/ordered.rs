@@ -18,6 +18,7 @@ use tower_lsp_server::jsonrpc::{Request, Response};
 use tower_lsp_server::ExitedError;
 
 use super::session::{Session, Ticket};
+use super::thread_time;
 use super::{did_change, did_change_configuration, did_close, did_open};
 
 /// A message that holds the loop this long is logged: edits should take well under a millisecond.
@@ -62,13 +63,17 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
+        let cpu_started = thread_time::now();
         let method = request.method().to_owned();
         let future = self.dispatch(request);
         let elapsed = started.elapsed();
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.session.longest_stall_us.fetch_max(micros, Ordering::Relaxed);
+        let cpu = thread_time::now().saturating_sub(cpu_started);
+        let micros = |time: Duration| u64::try_from(time.as_micros()).unwrap_or(u64::MAX);
+        self.session.longest_stall_us.fetch_max(micros(elapsed), Ordering::Relaxed);
+        self.session.longest_stall_cpu_us.fetch_max(micros(cpu), Ordering::Relaxed);
         if elapsed >= SLOW {
-            tracing::warn!("{method} held the message loop for {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+            let ms = |time: Duration| time.as_secs_f64() * 1000.0;
+            tracing::warn!("{method} held the message loop for {:.1} ms ({:.1} ms on a core)", ms(elapsed), ms(cpu));
         }
         future
     }

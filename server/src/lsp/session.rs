@@ -64,6 +64,9 @@ pub struct Session {
     pub engine_wanted: AtomicBool,
     /// The longest time, in microseconds, that the message loop spent on one message.
     pub longest_stall_us: AtomicU64,
+    /// The most CPU time, in microseconds, that the message loop spent on one message (the
+    /// wall time above also counts waiting for a core).
+    pub longest_stall_cpu_us: AtomicU64,
     /// Set when the client's input ended: nothing more will be asked, so nothing runs on.
     pub input_closed: AtomicBool,
 }
@@ -94,6 +97,7 @@ impl Session {
             engine_turn: tokio::sync::Mutex::new(()),
             engine_wanted: AtomicBool::new(false),
             longest_stall_us: AtomicU64::new(0),
+            longest_stall_cpu_us: AtomicU64::new(0),
         })
     }
 
