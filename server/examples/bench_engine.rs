@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use mistral_lsp::config::{Options, Settings};
-use mistral_lsp::engine::{CancelToken, Engine, Job, ModelSpec, Priority, Prompt, Segment, State, Stats};
+use mistral_lsp::engine::{CancelToken, Engine, EngineConfig, Job, ModelSpec, Priority, State, Stats};
+use mistral_lsp::prompt::{Prompt, Segment};
 
 struct Args {
     model: PathBuf,
@@ -84,7 +85,7 @@ fn main() {
             &mut problems,
         );
         let settings = Settings::resolve(&options);
-        let engine = Engine::start(ModelSpec::Path(args.model.clone()), &settings);
+        let engine = Engine::start(ModelSpec::Path(args.model.clone()), EngineConfig::from_settings(&settings));
         let State::Ready { model, .. } = engine.ready().await else { panic!("model failed to load") };
         let tokenizer = engine.tokenizer().unwrap();
         eprintln!("model: {}", model.description);

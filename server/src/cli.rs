@@ -156,28 +156,20 @@ pub fn log_level(options: &Options) -> String {
 pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, column: u32) -> Result<String, String> {
     use crate::completion::{decide::Trigger, Completer, Request};
     use crate::documents::{position, Document, Encoding, LineCol};
-    use crate::engine::{CancelToken, Engine, ModelSpec, State};
+    use crate::engine::{CancelToken, Engine, EngineConfig, ModelSpec, State};
 
     if line == 0 || column == 0 {
         return Err("--line and --column are 1-based and both needed".into());
     }
     let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
     let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
-    let uri = format!("file://{}", absolute.display());
-    let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let language_id = match extension {
-        "rs" => "rust",
-        "py" | "pyi" => "python",
-        "js" => "javascript",
-        "ts" => "typescript",
-        "" => "plaintext",
-        other => other,
-    };
+    let uri = crate::documents::uri::from_path(&absolute);
+    let language_id = crate::syntax::language_id(&absolute);
     let document = Document::new(&uri, language_id, 1, &text);
     let cursor = position::byte_offset(&document.text, LineCol { line: line - 1, column: column - 1 }, Encoding::Utf32)
         .map_err(|err| err.to_string())?;
     let spec = ModelSpec::parse(&settings.model)?;
-    let engine = Engine::start(spec, settings);
+    let engine = Engine::start(spec, EngineConfig::from_settings(settings));
     if let State::Failed { message } = engine.ready().await {
         return Err(message);
     }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use mistral_lsp::config::{Options, Settings};
 use mistral_lsp::engine::{
-    Budget, CancelToken, ChatMessage, Engine, EngineError, Job, ModelSpec, Output, Priority, Prompt, State, StopCheck,
+    Budget, CancelToken, Engine, EngineConfig, EngineError, Job, ModelSpec, Output, Priority, State, StopCheck,
     StopReason,
 };
+use mistral_lsp::prompt::{ChatMessage, Prompt};
 
 mod errors;
 mod gguf;
@@ -55,7 +56,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Starts an engine on a model file and waits for it to be ready or failed.
 pub async fn start(path: &std::path::Path, settings: &Settings) -> (Engine, State) {
-    let engine = Engine::start(ModelSpec::Path(path.to_owned()), settings);
+    let engine = Engine::start(ModelSpec::Path(path.to_owned()), EngineConfig::from_settings(settings));
     let state = tokio::time::timeout(Duration::from_secs(120), engine.ready()).await.expect("engine load timed out");
     (engine, state)
 }
@@ -399,8 +400,8 @@ fn qwen_tokenizer_exposes_fim_and_repo_tokens() {
         let engine = qwen().await;
         let tokenizer = engine.tokenizer().unwrap();
         assert_eq!(tokenizer.fim_tokens(), Some([151659, 151661, 151660]));
-        assert_eq!(tokenizer.special(mistral_lsp::engine::Special::FimRepo), Some(151663));
-        assert_eq!(tokenizer.special(mistral_lsp::engine::Special::FimSeparator), Some(151664));
+        assert_eq!(tokenizer.special(mistral_lsp::prompt::Special::FimRepo), Some(151663));
+        assert_eq!(tokenizer.special(mistral_lsp::prompt::Special::FimSeparator), Some(151664));
         assert!(tokenizer.end_tokens().contains(&151645));
         let ids = tokenizer.tokenize("fn main() {}");
         assert_eq!(tokenizer.detokenize(&ids), "fn main() {}");

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 
 use ropey::Rope;
 
-use crate::engine::Prompt;
+use crate::prompt::Prompt;
 
 /// Outputs kept.
 pub const CAPACITY: usize = 250;

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use ropey::Rope;
 use tree_sitter::Tree;
 
+use crate::documents::uri::{display_path, to_path};
 use crate::documents::Snapshot;
 use crate::prompt::ring::{self, Chunk};
 use crate::prompt::snippets::{self, Snippet, Source};
@@ -18,38 +19,6 @@ use crate::syntax::{self, Language};
 
 /// Imported files larger than this are not read.
 const MAX_IMPORTED_BYTES: u64 = 512 * 1024;
-
-/// A file's path as the prompt shows it: relative to the workspace root when inside it.
-pub fn display_path(uri: &str, root: Option<&Path>) -> String {
-    let path = uri_path(uri);
-    match (root, &path) {
-        (Some(root), Some(path)) => path.strip_prefix(root).unwrap_or(path).display().to_string(),
-        (None, Some(path)) => {
-            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
-        }
-        (_, None) => uri.rsplit('/').next().unwrap_or(uri).to_owned(),
-    }
-}
-
-/// The local path of a `file://` URI, with percent-escapes decoded.
-pub fn uri_path(uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("file://")?;
-    let bytes = rest.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                decoded.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        decoded.push(bytes[i]);
-        i += 1;
-    }
-    Some(PathBuf::from(String::from_utf8_lossy(&decoded).into_owned()))
-}
 
 /// A parsed file read from disk, cached by modification time. Clones are cheap (the rope and the
 /// tree share their nodes).
@@ -75,7 +44,7 @@ fn imported_cache() -> &'static Mutex<HashMap<PathBuf, Parsed>> {
 /// another directory (secrets included) into the prompt. Paths are shown relative to that same
 /// directory.
 fn imported_snippets(snapshot: &Snapshot, names: &HashSet<&str>, root: Option<&Path>) -> Vec<Snippet> {
-    let (Some(language), Some(tree), Some(path)) = (snapshot.language, &snapshot.tree, uri_path(&snapshot.uri)) else {
+    let (Some(language), Some(tree), Some(path)) = (snapshot.language, &snapshot.tree, to_path(&snapshot.uri)) else {
         return Vec::new();
     };
     let Some(dir) = path.parent() else { return Vec::new() };
@@ -214,14 +183,6 @@ mod tests {
     use super::*;
     use crate::documents::Document;
     use crate::prompt::{window, Estimate};
-
-    #[test]
-    fn paths_are_shown_relative_to_the_workspace() {
-        assert_eq!(display_path("file:///w/src/a%20b.py", Some(Path::new("/w"))), "src/a b.py");
-        assert_eq!(display_path("file:///elsewhere/x.rs", Some(Path::new("/w"))), "/elsewhere/x.rs");
-        assert_eq!(display_path("file:///w/x.rs", None), "x.rs");
-        assert_eq!(display_path("untitled:Untitled-1", None), "untitled:Untitled-1");
-    }
 
     #[test]
     fn definitions_of_nearby_names_come_from_other_buffers() {

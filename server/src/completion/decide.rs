@@ -8,6 +8,8 @@
 use ropey::Rope;
 use tree_sitter::Tree;
 
+use crate::syntax::indent_width;
+
 /// How much to suggest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -108,11 +110,6 @@ fn is_word(c: char) -> bool {
 /// A line's indentation, as written.
 fn leading_whitespace(line: &str) -> &str {
     &line[..line.len() - line.trim_start().len()]
-}
-
-/// Width of a line's leading whitespace, a tab counting as 4.
-pub fn indent_width(line: &str) -> usize {
-    line.chars().take_while(|c| *c == ' ' || *c == '\t').map(|c| if c == '\t' { 4 } else { 1 }).sum()
 }
 
 /// The indentation a block written at the cursor must keep.

@@ -14,11 +14,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::config::Settings;
+use crate::config::{Sampling, Settings};
 use crate::documents::Snapshot;
-use crate::engine::{
-    first_word, CancelToken, Engine, EngineError, Job, Priority, Sampling, State, StopCheck, Tokenizer, BLANK,
-};
+use crate::engine::{first_word, CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, Tokenizer, BLANK};
 use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
 use crate::prompt::{self, template, Counter, Estimate, Mode, Parts};
@@ -204,7 +202,7 @@ async fn run(
     // not "return " then "a"); the healed part is removed from its output again.
     let (forced, healed) = heal_split(&decision.line_before);
     window.line_before = forced.to_owned();
-    let path = context::display_path(&snapshot.uri, root);
+    let path = crate::documents::uri::display_path(&snapshot.uri, root);
     let repo = root.and_then(|r| r.file_name()).map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into());
     let single_line = decision.scope == Scope::Line;
     let parts = Parts {

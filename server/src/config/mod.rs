@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 mod settings;
 
-pub use settings::{FimMode, Settings, DEFAULT_MODEL, SETTINGS};
+pub use crate::prompt::FimMode;
+pub use settings::{Sampling, Settings, DEFAULT_MODEL, SETTINGS};
 
 /// The kind of value a setting takes, for validation and for generating editor schemas.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,6 +2,7 @@
 //! resolved [`Settings`] the rest of the server reads.
 
 use super::{Kind, Options, SettingDef};
+use crate::prompt::FimMode;
 
 /// Mistral 7B Instruct v0.3, Q4_K_M (4,372,812,000 bytes), from bartowski's GGUF repository on
 /// Hugging Face, pinned to the commit that added it and to the file's LFS sha256.
@@ -123,15 +124,6 @@ pub const SETTINGS: &[SettingDef] = &[
     },
 ];
 
-/// How completion prompts are built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FimMode {
-    Auto,
-    Native,
-    Instruct,
-    Prefix,
-}
-
 /// Resolved settings: every value present and valid.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -147,7 +139,7 @@ pub struct Settings {
     pub prefix_tokens: u32,
     pub suffix_tokens: u32,
     pub extra_tokens: u32,
-    pub sampling: crate::engine::Sampling,
+    pub sampling: Sampling,
     pub log_level: String,
 }
 
@@ -189,11 +181,11 @@ impl Settings {
             prefix_tokens: integer("context.prefixTokens"),
             suffix_tokens: integer("context.suffixTokens"),
             extra_tokens: integer("context.extraTokens"),
-            sampling: crate::engine::Sampling {
+            sampling: Sampling {
                 temperature: value("sampling.temperature").as_f64().unwrap_or(0.0) as f32,
                 top_k: value("sampling.topK").as_i64().unwrap_or(40) as i32,
                 top_p: value("sampling.topP").as_f64().unwrap_or(0.95) as f32,
-                ..crate::engine::Sampling::default()
+                ..Sampling::default()
             },
             log_level: string("log.level"),
         }
@@ -202,5 +194,20 @@ impl Settings {
     /// Whether completions are offered for this language id.
     pub fn completes(&self, language_id: &str) -> bool {
         self.completion_enabled && !self.disabled_languages.iter().any(|l| l == language_id)
+    }
+}
+
+/// How to pick tokens. `temperature <= 0` is greedy (deterministic).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    pub seed: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Sampling {
+        Sampling { temperature: 0.0, top_k: 40, top_p: 0.95, seed: 0x5eed }
     }
 }

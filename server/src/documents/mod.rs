@@ -16,6 +16,7 @@ use crate::syntax::{self, Language};
 
 mod parsing;
 pub mod position;
+pub mod uri;
 
 pub use position::{Encoding, LineCol, LineOutOfRange};
 

@@ -28,11 +28,10 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::worker::{self, Backend, Shared, Step};
 use super::{
-    CancelToken, ChatMessage, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, Prompt, Segment, Special,
-    Stats, StopReason,
+    CancelToken, ChatMessage, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, Prompt, Segment,
+    Special, Stats, StopReason,
 };
-use crate::config::Settings;
-use crate::models::{self, FetchOptions};
+use crate::models;
 
 /// Tokens decoded per batch: the granularity of cancellation and of yielding.
 const BATCH: usize = 512;
@@ -55,8 +54,8 @@ fn backend() -> Result<&'static LlamaBackend, String> {
 }
 
 /// Resolves, loads and serves `spec` on this (the worker) thread until the engine is dropped.
-pub(crate) fn run(spec: &ModelSpec, settings: &Settings, shared: &Shared) {
-    let path = match resolve(spec, shared) {
+pub(crate) fn run(spec: &ModelSpec, config: &EngineConfig, shared: &Shared) {
+    let path = match resolve(spec, config, shared) {
         Ok(path) => path,
         Err(message) => return shared.failed(message),
     };
@@ -65,12 +64,12 @@ pub(crate) fn run(spec: &ModelSpec, settings: &Settings, shared: &Shared) {
         Err(message) => return shared.failed(message),
     };
     shared.loading(format!("loading {}", path.display()), None);
-    let (model, notice) = match load_model(backend, &path, settings) {
+    let (model, notice) = match load_model(backend, &path, config) {
         Ok(loaded) => loaded,
         Err(message) => return shared.failed(message),
     };
     let model = Arc::new(model);
-    let mut session = match Session::new(backend, &model, settings) {
+    let mut session = match Session::new(backend, &model, config) {
         Ok(session) => session,
         Err(message) => return shared.failed(message),
     };
@@ -79,8 +78,7 @@ pub(crate) fn run(spec: &ModelSpec, settings: &Settings, shared: &Shared) {
     worker::serve(&mut session, shared);
 }
 
-fn resolve(spec: &ModelSpec, shared: &Shared) -> Result<PathBuf, String> {
-    let options = FetchOptions::from_env();
+fn resolve(spec: &ModelSpec, config: &EngineConfig, shared: &Shared) -> Result<PathBuf, String> {
     let mut last_percent = None;
     let mut on_progress = |progress: models::Progress| {
         let percent = progress.total.filter(|&t| t > 0).map(|t| (progress.downloaded * 100 / t) as u32);
@@ -91,7 +89,7 @@ fn resolve(spec: &ModelSpec, shared: &Shared) -> Result<PathBuf, String> {
         }
         !shared.queue.is_closed()
     };
-    models::resolve(spec, &options, &mut on_progress).map_err(|err| err.to_string())
+    models::resolve(spec, &config.fetch, &mut on_progress).map_err(|err| err.to_string())
 }
 
 /// Checks the file before llama.cpp sees it, so that each failure gets a message of its own.
@@ -244,11 +242,11 @@ impl Metadata<'_> {
 fn load_model(
     backend: &LlamaBackend,
     path: &Path,
-    settings: &Settings,
+    config: &EngineConfig,
 ) -> Result<(LlamaModel, Option<String>), String> {
     let architecture = check_file(path)?;
     let mut notice = None;
-    let mut gpu_layers = settings.gpu_layers;
+    let mut gpu_layers = config.gpu_layers;
     if gpu_layers > 0 && !backend.supports_gpu_offload() {
         notice = Some(format!(
             "gpuLayers is {gpu_layers}, but this build of mistral-lsp has no GPU backend or no GPU was found \
@@ -513,10 +511,10 @@ pub(crate) struct Running {
 }
 
 impl<'m> Session<'m> {
-    fn new(backend: &LlamaBackend, model: &'m LlamaModel, settings: &Settings) -> Result<Session<'m>, String> {
-        let threads = if settings.threads == 0 { num_cpus::get_physical().max(1) as u32 } else { settings.threads };
-        let slot_size = settings.context_size as usize;
-        let total = NonZeroU32::new(settings.context_size.saturating_mul(SLOTS as u32));
+    fn new(backend: &LlamaBackend, model: &'m LlamaModel, config: &EngineConfig) -> Result<Session<'m>, String> {
+        let threads = if config.threads == 0 { num_cpus::get_physical().max(1) as u32 } else { config.threads };
+        let slot_size = config.context_size as usize;
+        let total = NonZeroU32::new(config.context_size.saturating_mul(SLOTS as u32));
         let params = LlamaContextParams::default()
             .with_n_ctx(total)
             .with_n_batch(BATCH as u32)
@@ -529,10 +527,10 @@ impl<'m> Session<'m> {
         let ctx = model.new_context(backend, params).map_err(|_| {
             format!(
                 "cannot allocate a context of {} tokens for this model (not enough memory?); lower `contextSize`",
-                settings.context_size
+                config.context_size
             )
         })?;
-        let info = describe(model, settings.context_size, threads);
+        let info = describe(model, config.context_size, threads);
         let slots = (0..SLOTS).map(|seq| Slot { seq: seq as i32, cached: Vec::new() }).collect();
         let vocab = model.vocab();
         let pieces = (0..vocab.n_tokens()).map(|t| vocab.token_to_piece(LlamaToken(t), false, None)).collect();

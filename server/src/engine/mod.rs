@@ -17,66 +17,13 @@ mod queue;
 mod test_backend;
 mod worker;
 
+use crate::config::{Sampling, Settings};
+use crate::models::FetchOptions;
+use crate::models::ModelInfo;
 pub use crate::models::ModelSpec;
+use crate::prompt::{ChatMessage, Prompt, Segment, Special};
 pub use llama::{probe_in_child, probe_model, set_probe_program, Tokenizer};
 pub use queue::Priority;
-
-/// A chat message for instruct prompts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    pub content: String,
-}
-
-/// A token of the model's own vocabulary, named by purpose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Special {
-    Bos,
-    FimPrefix,
-    FimSuffix,
-    FimMiddle,
-    FimRepo,
-    FimSeparator,
-}
-
-/// One piece of a prompt assembled by the prompt builder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Segment {
-    /// Plain text; special-token spellings inside it stay text.
-    Text(String),
-    /// A special token of the vocabulary. The job fails if the model has none.
-    Special(Special),
-}
-
-/// What the model sees.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Prompt {
-    /// Native fill-in-the-middle with the vocabulary's FIM tokens, prefix first:
-    /// `[BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID`. Trimmed to fit: prefix from its start, suffix
-    /// from its end, 3:1.
-    Infill { prefix: String, suffix: String },
-    /// Segments in order. Trimmed to fit by dropping tokens from the start.
-    Segments(Vec<Segment>),
-    /// Chat messages rendered with the model's chat template; the answer follows, starting with
-    /// `answer_prefix` (which the model continues).
-    Chat { messages: Vec<ChatMessage>, answer_prefix: String },
-}
-
-/// How to pick tokens. `temperature <= 0` is greedy (deterministic).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sampling {
-    pub temperature: f32,
-    pub top_k: i32,
-    pub top_p: f32,
-    pub seed: u32,
-}
-
-impl Default for Sampling {
-    fn default() -> Sampling {
-        Sampling { temperature: 0.0, top_k: 40, top_p: 0.95, seed: 0x5eed }
-    }
-}
 
 /// Time limits of one job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,25 +194,6 @@ impl std::fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
-/// What the loaded model is, from its GGUF metadata and vocabulary.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ModelInfo {
-    /// A one-line description for status displays.
-    pub description: String,
-    /// `general.architecture`, such as `llama` or `qwen2`.
-    pub architecture: String,
-    /// `general.name`, if present.
-    pub name: String,
-    /// The vocabulary has FIM prefix, suffix and middle tokens.
-    pub has_fim_tokens: bool,
-    /// The vocabulary has repo-level tokens (`<|repo_name|>`, `<|file_sep|>`).
-    pub has_repo_tokens: bool,
-    /// The GGUF carries a chat template.
-    pub has_chat_template: bool,
-    pub context_size: u32,
-    pub threads: u32,
-}
-
 /// The engine's state, as the editor's status shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum State {
@@ -358,9 +286,34 @@ impl Drop for Inner {
     }
 }
 
+/// The engine's own configuration: what loading and running a model needs, and nothing else.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// CPU threads; 0 means the physical cores.
+    pub threads: u32,
+    /// Tokens of KV cache per slot.
+    pub context_size: u32,
+    /// Layers to offload to a GPU (ignored, with a notice, without a GPU backend).
+    pub gpu_layers: u32,
+    /// Where `hf:` models are cached and how they are downloaded.
+    pub fetch: FetchOptions,
+}
+
+impl EngineConfig {
+    /// The engine's part of the settings; downloads as the environment says.
+    pub fn from_settings(settings: &Settings) -> EngineConfig {
+        EngineConfig {
+            threads: settings.threads,
+            context_size: settings.context_size,
+            gpu_layers: settings.gpu_layers,
+            fetch: FetchOptions::from_env(),
+        }
+    }
+}
+
 impl Engine {
     /// Starts the worker, which resolves and loads `spec` in the background.
-    pub fn start(spec: ModelSpec, settings: &crate::config::Settings) -> Engine {
+    pub fn start(spec: ModelSpec, config: EngineConfig) -> Engine {
         let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let queue = Arc::new(queue::Queue::default());
         let counters = Arc::new(Counters::default());
@@ -372,7 +325,7 @@ impl Engine {
             counters: counters.clone(),
             tokenizer: tokenizer.clone(),
         };
-        worker::spawn(spec, settings.clone(), shared, exited_tx);
+        worker::spawn(spec, config, shared, exited_tx);
         Engine { inner: Arc::new(Inner { queue, state, exited, counters, tokenizer }) }
     }
 

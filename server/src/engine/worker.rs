@@ -9,8 +9,9 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use super::queue::{Entry, Queue};
-use super::{CancelToken, Counters, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, Tokenizer};
-use crate::config::Settings;
+use super::{
+    CancelToken, Counters, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, Tokenizer,
+};
 
 /// What the worker shares with the engine handles.
 pub(crate) struct Shared {
@@ -66,7 +67,7 @@ pub(crate) trait Backend {
     fn step(&mut self, running: &mut Self::Running) -> Step;
 }
 
-pub(crate) fn spawn(spec: ModelSpec, settings: Settings, shared: Shared, exited: watch::Sender<bool>) {
+pub(crate) fn spawn(spec: ModelSpec, config: EngineConfig, shared: Shared, exited: watch::Sender<bool>) {
     let workers = super::workers();
     workers.started.fetch_add(1, Ordering::Relaxed);
     let alive = workers.alive.fetch_add(1, Ordering::AcqRel) + 1;
@@ -85,7 +86,7 @@ pub(crate) fn spawn(spec: ModelSpec, settings: Settings, shared: Shared, exited:
                 }
                 Err(message) => shared.failed(message),
             },
-            spec => super::llama::run(&spec, &settings, &shared),
+            spec => super::llama::run(&spec, &config, &shared),
         }
         shared.tokenizer.write().take();
     });

@@ -10,7 +10,7 @@ use tower_lsp_server::gen_lsp_types::{
 use tower_lsp_server::Client;
 
 use super::server::Server;
-use crate::engine::{Engine, ModelSpec, State};
+use crate::engine::{Engine, EngineConfig, ModelSpec, State};
 
 /// `mistral-lsp/status`: the engine's state, for editors' status bars.
 pub enum StatusNotification {}
@@ -52,7 +52,7 @@ pub async fn start_engine(server: &Server) {
         Ok(spec) => spec,
         Err(message) => return refuse_model(server, format!("bad model setting: {message}")).await,
     };
-    let engine = Engine::start(spec, &settings);
+    let engine = Engine::start(spec, EngineConfig::from_settings(&settings));
     *session.model_error.lock() = None;
     *session.engine.write() = Some(engine.clone());
     let support = *session.client.read();

@@ -132,7 +132,7 @@ impl Session {
             }
             lines.insert(uri.to_owned(), line);
         }
-        let path = crate::completion::context::display_path(uri, self.root.read().as_deref());
+        let path = crate::documents::uri::display_path(uri, self.root.read().as_deref());
         self.ring.lock().add(ring::Chunk::new(&path, &ring::chunk_around_rope(text, line)));
     }
 

@@ -6,11 +6,13 @@
 
 mod cache;
 mod download;
+mod info;
 pub mod spec;
 mod terminal;
 #[cfg(test)]
 mod tests;
 
 pub use download::{resolve, FetchError, FetchOptions, Progress};
+pub use info::ModelInfo;
 pub use spec::ModelSpec;
 pub use terminal::resolve_with_terminal_progress;

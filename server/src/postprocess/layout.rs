@@ -2,7 +2,7 @@
 //! the line of code before it only when that line opens a block (`:`), or leaves a bracket or a
 //! backslash continuation open. The syntax check counts breaches of it next to ERROR nodes.
 
-use crate::completion::decide::indent_width;
+use crate::syntax::indent_width;
 
 /// Counts the lines indented deeper than the code line before them without a reason to be.
 /// Lines inside triple-quoted strings and brackets are continuation lines and do not count.

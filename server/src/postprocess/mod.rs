@@ -6,7 +6,7 @@
 pub mod layout;
 pub mod syntax;
 
-use crate::completion::decide::indent_width;
+use crate::syntax::indent_width;
 
 /// What the rules need to know about the cursor's surroundings.
 #[derive(Clone, Debug, Default)]

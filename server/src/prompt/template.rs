@@ -6,10 +6,18 @@
 //! line. Typing on a line then changes only the prompt's last few tokens, and the engine's KV
 //! cache keeps the rest.
 
-use crate::config::FimMode;
-use crate::engine::{ChatMessage, ModelInfo, Prompt, Segment, Special};
-
 use super::window::Window;
+use super::{ChatMessage, Prompt, Segment, Special};
+use crate::models::ModelInfo;
+
+/// How completion prompts are built (the `completion.fimMode` setting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FimMode {
+    Auto,
+    Native,
+    Instruct,
+    Prefix,
+}
 
 /// How the prompt asks for the completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

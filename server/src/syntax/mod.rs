@@ -23,15 +23,13 @@ pub enum Language {
 impl Language {
     /// Maps an LSP language id (or, failing that, the document path's extension) to a grammar.
     pub fn detect(language_id: &str, path: &str) -> Option<Language> {
+        Language::from_id(language_id).or_else(|| Language::from_id(language_id_of_extension(extension(path)?)?))
+    }
+
+    fn from_id(language_id: &str) -> Option<Language> {
         match language_id {
-            "rust" => return Some(Language::Rust),
-            "python" => return Some(Language::Python),
-            _ => {}
-        }
-        let extension = path.rsplit_once('.').map(|(_, ext)| ext)?;
-        match extension {
-            "rs" => Some(Language::Rust),
-            "py" | "pyi" => Some(Language::Python),
+            "rust" => Some(Language::Rust),
+            "python" => Some(Language::Python),
             _ => None,
         }
     }
@@ -49,6 +47,35 @@ impl Language {
             Language::Python => tree_sitter_python::LANGUAGE.into(),
         }
     }
+}
+
+/// LSP language ids by file extension: the one table for files that come from disk, not from an
+/// editor that names their language.
+const EXTENSIONS: &[(&str, &str)] = &[
+    ("rs", "rust"),
+    ("py", "python"),
+    ("pyi", "python"),
+    ("js", "javascript"),
+    ("ts", "typescript"),
+    ("go", "go"),
+    ("c", "c"),
+    ("h", "c"),
+    ("cpp", "cpp"),
+    ("java", "java"),
+];
+
+fn extension(path: &str) -> Option<&str> {
+    let name = path.rsplit(['/', '\\']).next()?;
+    name.rsplit_once('.').map(|(_, extension)| extension)
+}
+
+fn language_id_of_extension(extension: &str) -> Option<&'static str> {
+    EXTENSIONS.iter().find(|(e, _)| *e == extension).map(|(_, id)| *id)
+}
+
+/// The LSP language id of a file on disk, from its extension: `plaintext` when unknown.
+pub fn language_id(path: &std::path::Path) -> &'static str {
+    path.to_str().and_then(extension).and_then(language_id_of_extension).unwrap_or("plaintext")
 }
 
 thread_local! {
@@ -89,6 +116,11 @@ pub fn parse(language: Language, rope: &Rope, old: Option<&Tree>) -> Option<Tree
     })
 }
 
+/// Width of a line's leading whitespace, a tab counting as 4.
+pub fn indent_width(line: &str) -> usize {
+    line.chars().take_while(|c| *c == ' ' || *c == '\t').map(|c| if c == '\t' { 4 } else { 1 }).sum()
+}
+
 /// Describes replacing `old_range` of `before` with text of `new_len` bytes, for [`Tree::edit`].
 ///
 /// `after` is the rope once the replacement is made.
@@ -107,4 +139,36 @@ pub fn edit_for(before: &Rope, after: &Rope, start: usize, old_end: usize, new_l
 pub fn point(rope: &Rope, byte: usize) -> Point {
     let row = rope.byte_to_line(byte);
     Point { row, column: byte - rope.line_to_byte(row) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn languages_come_from_the_id_or_else_the_extension() {
+        let cases = [
+            ("rust", "file:///a/b.txt", Some(Language::Rust)),
+            ("python", "untitled:1", Some(Language::Python)),
+            ("plaintext", "file:///a/b.rs", Some(Language::Rust)),
+            ("", "file:///a/stubs.pyi", Some(Language::Python)),
+            ("", "file:///a.rs/README", None),
+            ("javascript", "file:///a/b.js", None),
+        ];
+        for (id, path, language) in cases {
+            assert_eq!(Language::detect(id, path), language, "{id} {path}");
+        }
+        assert_eq!(language_id(Path::new("/w/x.py")), "python");
+        assert_eq!(language_id(Path::new("/w/x.rs")), "rust");
+        assert_eq!(language_id(Path::new("/w.py/Makefile")), "plaintext");
+    }
+
+    #[test]
+    fn indentation_counts_tabs_as_four() {
+        for (line, width) in [("", 0), ("x", 0), ("    x", 4), ("\tx", 4), ("\t  x", 6), ("   ", 3)] {
+            assert_eq!(indent_width(line), width, "{line:?}");
+        }
+    }
 }
