@@ -51,7 +51,6 @@ pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeRes
         "textDocumentSync": {"openClose": true, "change": 2, "save": {"includeText": false}},
         "inlineCompletionProvider": {},
         "completionProvider": {"resolveProvider": false, "triggerCharacters": []},
-        "codeActionProvider": {"codeActionKinds": []},
         "executeCommandProvider": {"commands": COMMANDS},
     });
     let capabilities: ServerCapabilities = serde_json::from_value(capabilities).map_err(|err| {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server as Transport};
 
-mod code_action;
 mod completion;
 mod convert;
 mod did_change;

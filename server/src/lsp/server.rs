@@ -48,10 +48,6 @@ impl LanguageServer for Server {
         super::completion::handle(self, params).await
     }
 
-    async fn code_action(&self, params: CodeActionParams) -> Result<Option<Vec<CodeActionResponse>>> {
-        super::code_action::handle(self, params)
-    }
-
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LspAny>> {
         super::execute_command::handle(self, params)
     }
