@@ -14,3 +14,6 @@ pub mod models;
 pub mod postprocess;
 pub mod prompt;
 pub mod syntax;
+
+#[cfg(test)]
+mod layering;
