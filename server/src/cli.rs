@@ -154,40 +154,31 @@ pub fn log_level(options: &Options) -> String {
 /// The `complete` command: the server's pipeline on a file from disk, at a 1-based line and
 /// column (counted in characters).
 pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, column: u32) -> Result<String, String> {
-    use crate::completion::{decide::Trigger, Completer, Request};
-    use crate::documents::{position, Document, Encoding, LineCol};
+    use crate::completion::decide::Trigger;
+    use crate::documents::{uri, Document, Encoding, LineCol};
     use crate::engine::{CancelToken, Engine, EngineConfig, ModelSpec, State};
+    use crate::workspace::{At, Workspace};
 
     if line == 0 || column == 0 {
         return Err("--line and --column are 1-based and both needed".into());
     }
     let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
     let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
-    let uri = crate::documents::uri::from_path(&absolute);
-    let language_id = crate::syntax::language_id(&absolute);
-    let document = Document::new(&uri, language_id, 1, &text);
-    let cursor = position::byte_offset(&document.text, LineCol { line: line - 1, column: column - 1 }, Encoding::Utf32)
-        .map_err(|err| err.to_string())?;
-    let spec = ModelSpec::parse(&settings.model)?;
-    let engine = Engine::start(spec, EngineConfig::from_settings(settings));
+    let uri = uri::from_path(&absolute);
+    let workspace = Workspace::new(settings.clone());
+    workspace.set_root(absolute.parent().map(std::path::Path::to_path_buf));
+    workspace.open(Document::new(&uri, crate::syntax::language_id(&absolute), 1, &text));
+    let engine = Engine::start(ModelSpec::parse(&settings.model)?, EngineConfig::from_settings(settings));
     if let State::Failed { message } = engine.ready().await {
         return Err(message);
     }
-    let request = Request {
-        snapshot: document.snapshot(),
-        cursor,
-        trigger: Trigger::Invoked,
-        alternatives: false,
-        others: Vec::new(),
-        chunks: Vec::new(),
-        root: absolute.parent().map(std::path::Path::to_path_buf),
-        speculate: false,
-    };
-    let suggestions = Completer::default()
-        .suggest(&engine, settings, &request, CancelToken::new())
+    workspace.set_engine(Some(engine));
+    let at = At { uri: &uri, position: LineCol { line: line - 1, column: column - 1 }, encoding: Encoding::Utf32 };
+    let completion = workspace
+        .complete(at, Trigger::Invoked, false, false, CancelToken::new(), || false)
         .await
         .map_err(|err| err.to_string())?;
-    Ok(suggestions.into_iter().next().map(|s| s.text).unwrap_or_default())
+    Ok(completion.suggestions.into_iter().next().map(|s| s.text).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod models;
 pub mod postprocess;
 pub mod prompt;
 pub mod syntax;
+pub mod workspace;
 
 #[cfg(test)]
 mod layering;

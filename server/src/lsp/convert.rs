@@ -13,12 +13,6 @@ pub fn position(pos: LineCol) -> Position {
     Position { line: pos.line, character: pos.column }
 }
 
-/// The byte offset of an LSP position in a snapshot; a line past the end is invalid params.
-pub fn offset(snapshot: &Snapshot, pos: Position, encoding: Encoding) -> jsonrpc::Result<usize> {
-    position::byte_offset(&snapshot.text, line_col(pos), encoding)
-        .map_err(|err| jsonrpc::Error::invalid_params(err.to_string()))
-}
-
 /// The LSP range of a byte range in a snapshot.
 pub fn range(snapshot: &Snapshot, start: usize, end: usize, encoding: Encoding) -> Range {
     Range {

@@ -30,7 +30,7 @@ pub fn apply(session: &Session, params: Option<&Value>) {
     ) else {
         return tracing::warn!("didChange without a document URI or contentChanges: ignored");
     };
-    let Some(current) = session.store.snapshot(uri) else {
+    let Some(current) = session.workspace.documents.snapshot(uri) else {
         return tracing::warn!("didChange ignored: document is not open: {uri}");
     };
     let version = document.and_then(|d| d.get("version")).and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok());
@@ -59,14 +59,14 @@ pub fn apply(session: &Session, params: Option<&Value>) {
         }
     }
     let edited_line = changes.first().and_then(|c| c.range).map(|(start, _)| start.line as usize);
-    match session.store.change(uri, version, &changes, session.encoding()) {
+    match session.workspace.documents.change(uri, version, &changes, session.encoding()) {
         Ok(0) => {}
         Ok(clamped) => tracing::warn!("didChange {uri}: {clamped} ranges past the end of the document were clamped"),
         Err(err) => return tracing::warn!("didChange ignored: {err}"),
     }
     // A rejected change after the last whole text leaves a text that the editor does not have.
     if last_rejected.is_some_and(|rejected| last_full.is_none_or(|full| rejected > full)) {
-        session.store.mark_out_of_sync(uri);
+        session.workspace.documents.mark_out_of_sync(uri);
         session.show_once(
             MessageType::Error,
             format!(
@@ -75,7 +75,7 @@ pub fn apply(session: &Session, params: Option<&Value>) {
             ),
         );
     }
-    if let (Some(line), Some(snapshot)) = (edited_line, session.store.snapshot(uri)) {
-        session.remember(uri, &snapshot.text, line);
+    if let (Some(line), Some(snapshot)) = (edited_line, session.workspace.documents.snapshot(uri)) {
+        session.workspace.remember(uri, &snapshot.text, line);
     }
 }

@@ -7,9 +7,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
         return tracing::warn!("didClose with malformed params: ignored");
     };
     session.tickets.forget(uri);
-    session.completer.forget(uri);
-    session.ring_lines.lock().remove(uri);
-    if let Err(err) = session.store.close(uri) {
+    if let Err(err) = session.workspace.close(uri) {
         tracing::warn!("didClose ignored: {err}");
     }
 }

@@ -30,6 +30,5 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
     };
     tracing::debug!("open {} ({}, {} bytes)", item.uri, item.language_id, item.text.len());
     let document = Document::unparsed(&item.uri, &item.language_id, item.version, &item.text);
-    session.remember(&item.uri, &document.text, 0);
-    session.store.open(document);
+    session.workspace.open(document);
 }

@@ -6,7 +6,7 @@ use super::server::Server;
 
 pub fn handle(server: &Server, params: DidSaveTextDocumentParams) {
     let uri = params.text_document.uri;
-    match server.session.store.snapshot(uri.as_ref()) {
+    match server.session.workspace.documents.snapshot(uri.as_ref()) {
         Some(snapshot) => tracing::debug!("saved {uri} at version {}", snapshot.version),
         None => tracing::warn!("didSave for a document that is not open: {uri}"),
     }

@@ -26,7 +26,8 @@ fn document(server: &Server, arguments: &[LspAny]) -> Result<Option<LspAny>> {
     let Some(uri) = arguments.first().and_then(LspAny::as_str) else {
         return Err(Error::invalid_params("expected the document's URI as the first argument"));
     };
-    let snapshot = server.session.store.snapshot(uri).ok_or_else(|| super::convert::unknown_document(uri))?;
+    let snapshot =
+        server.session.workspace.documents.snapshot(uri).ok_or_else(|| super::convert::unknown_document(uri))?;
     Ok(Some(json!({
         "version": snapshot.version,
         "text": snapshot.text.to_string(),
@@ -57,7 +58,7 @@ fn status(server: &Server) -> LspAny {
         "message": message,
         "percent": percent,
         "model": settings.model,
-        "documents": session.store.len(),
+        "documents": session.workspace.documents.len(),
         "jobs": count(|c| c.jobs.load(std::sync::atomic::Ordering::Relaxed)),
         "evaluatedTokens": count(|c| c.evaluated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "reusedTokens": count(|c| c.reused_tokens.load(std::sync::atomic::Ordering::Relaxed)),
@@ -65,7 +66,7 @@ fn status(server: &Server) -> LspAny {
         "threads": settings.threads,
         "contextSize": settings.context_size,
         "tickets": session.tickets.len(),
-        "ringDocuments": session.ring_lines.lock().len(),
+        "ringDocuments": session.workspace.remembered_documents(),
         "longestStallMs": session.longest_stall_us.load(Relaxed) as f64 / 1000.0,
         "longestStallCpuMs": session.longest_stall_cpu_us.load(Relaxed) as f64 / 1000.0,
         "engines": {

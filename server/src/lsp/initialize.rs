@@ -43,7 +43,7 @@ pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeRes
         })
         .map(|folder| folder.uri.as_ref().to_owned())
         .or_else(|| params.root_uri.as_ref().map(|uri| uri.as_ref().to_owned()));
-    *session.root.write() = root_uri.as_deref().and_then(crate::documents::uri::to_path);
+    session.workspace.set_root(root_uri.as_deref().and_then(crate::documents::uri::to_path));
     tracing::info!("initialize: position encoding {encoding:?}");
 
     let capabilities = json!({

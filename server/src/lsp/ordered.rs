@@ -108,7 +108,9 @@ where
             "shutdown" if session.is_initialized() => session.shutdown_requested.store(true, Ordering::Release),
             "textDocument/inlineCompletion" | "textDocument/completion" => {
                 // Tickets only for open documents: others are answered at once, and leave nothing.
-                if let Some(uri) = document_uri(request.params()).filter(|uri| session.store.contains(uri)) {
+                if let Some(uri) =
+                    document_uri(request.params()).filter(|uri| session.workspace.documents.contains(uri))
+                {
                     let ticket = session.tickets.issue(&uri);
                     let future = TICKET.scope(ticket, self.inner.call(request));
                     return self.detach(future);

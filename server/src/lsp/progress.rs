@@ -40,9 +40,8 @@ pub async fn start_engine(server: &Server) {
     if !session.engine_wanted.swap(false, Ordering::AcqRel) {
         return tracing::debug!("engine restart coalesced with the one before it");
     }
-    // A speculation holds the old engine (and its model) until it ends: stop it.
-    session.completer.stop_speculating();
-    let old = session.engine.write().take();
+    // A speculation holds the old engine (and its model) until it ends: `set_engine` stops it.
+    let old = session.workspace.set_engine(None);
     if let Some(old) = old {
         old.stop();
         old.stopped().await;
@@ -54,7 +53,7 @@ pub async fn start_engine(server: &Server) {
     };
     let engine = Engine::start(spec, EngineConfig::from_settings(&settings));
     *session.model_error.lock() = None;
-    *session.engine.write() = Some(engine.clone());
+    session.workspace.set_engine(Some(engine.clone()));
     let support = *session.client.read();
     tokio::spawn(report(server.client.clone(), engine, support.work_done_progress));
 }
@@ -64,7 +63,7 @@ pub async fn start_engine(server: &Server) {
 /// status command says the same until the setting changes.
 async fn refuse_model(server: &Server, message: String) {
     tracing::error!("{message}");
-    *server.session.engine.write() = None;
+    server.session.workspace.set_engine(None);
     *server.session.model_error.lock() = Some(message.clone());
     send_status(&server.client, "error", message.clone(), None).await;
     server.client.show_message(MessageType::Error, format!("mistral-lsp: {message}")).await;

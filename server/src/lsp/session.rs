@@ -8,13 +8,10 @@ use parking_lot::{Mutex, RwLock};
 use tower_lsp_server::gen_lsp_types::MessageType;
 use tower_lsp_server::Client;
 
-use std::path::PathBuf;
-
-use crate::completion::Completer;
 use crate::config::{Options, Problem, Settings};
-use crate::documents::{Encoding, Store};
+use crate::documents::Encoding;
 use crate::engine::Engine;
-use crate::prompt::ring::{self, Ring};
+use crate::workspace::Workspace;
 
 /// Problems remembered as shown, at most.
 const MAX_REPORTED: usize = 1024;
@@ -26,28 +23,18 @@ pub struct ClientSupport {
     pub configuration: bool,
 }
 
-/// Shared state behind every handler.
+/// Shared state behind every handler: the workspace, and what only the LSP side knows.
 pub struct Session {
-    pub store: Store,
+    pub workspace: Workspace,
     pub encoding: RwLock<Encoding>,
     pub client: RwLock<ClientSupport>,
     /// Options from the environment and the command line.
     pub base_options: Options,
     /// Options from the editor, latest last.
     pub editor_options: Mutex<Options>,
-    pub settings: RwLock<Settings>,
-    pub engine: RwLock<Option<Engine>>,
     /// Why the model setting cannot be used, while it cannot; no engine runs meanwhile.
     pub model_error: Mutex<Option<String>>,
     pub tickets: Tickets,
-    /// The completion pipeline and its caches.
-    pub completer: Completer,
-    /// Recently edited or viewed chunks of code, for cross-file context.
-    pub ring: Mutex<Ring>,
-    /// Where each document's last ring chunk was taken, so that typing does not add one per key.
-    pub ring_lines: Mutex<HashMap<String, usize>>,
-    /// The workspace folder.
-    pub root: RwLock<Option<PathBuf>>,
     pub initialized: AtomicBool,
     pub shutdown_requested: AtomicBool,
     /// Set when settings that the engine depends on changed and it has not restarted yet.
@@ -74,19 +61,13 @@ pub struct Session {
 impl Session {
     pub fn new(base_options: Options, problems: Vec<Problem>) -> Arc<Session> {
         Arc::new(Session {
-            store: Store::default(),
+            workspace: Workspace::new(Settings::resolve(&base_options)),
             encoding: RwLock::new(Encoding::Utf16),
             client: RwLock::new(ClientSupport::default()),
-            settings: RwLock::new(Settings::resolve(&base_options)),
             base_options,
             editor_options: Mutex::new(Options::default()),
-            engine: RwLock::new(None),
             model_error: Mutex::new(None),
             tickets: Tickets::default(),
-            completer: Completer::default(),
-            ring: Mutex::new(Ring::default()),
-            ring_lines: Mutex::new(HashMap::new()),
-            root: RwLock::new(None),
             initialized: AtomicBool::new(false),
             shutdown_requested: AtomicBool::new(false),
             engine_restart_pending: AtomicBool::new(false),
@@ -106,11 +87,11 @@ impl Session {
     }
 
     pub fn settings(&self) -> Settings {
-        self.settings.read().clone()
+        self.workspace.settings()
     }
 
     pub fn engine(&self) -> Option<Engine> {
-        self.engine.read().clone()
+        self.workspace.engine()
     }
 
     /// Re-resolves settings from the base options and the editor's; returns the new settings.
@@ -118,22 +99,8 @@ impl Session {
         let mut options = self.base_options.clone();
         options.merge(&self.editor_options.lock());
         let settings = Settings::resolve(&options);
-        *self.settings.write() = settings.clone();
+        self.workspace.set_settings(settings.clone());
         settings
-    }
-
-    /// Adds the code around `line` of a document to the ring, unless the last chunk taken from
-    /// that document was near that line already.
-    pub fn remember(&self, uri: &str, text: &ropey::Rope, line: usize) {
-        {
-            let mut lines = self.ring_lines.lock();
-            if lines.get(uri).is_some_and(|&last| last.abs_diff(line) < ring::CHUNK_LINES / 2) {
-                return;
-            }
-            lines.insert(uri.to_owned(), line);
-        }
-        let path = crate::documents::uri::display_path(uri, self.root.read().as_deref());
-        self.ring.lock().add(ring::Chunk::new(&path, &ring::chunk_around_rope(text, line)));
     }
 
     /// Shows a message to the user the first time it comes up, without waiting for the client.
@@ -151,7 +118,7 @@ impl Session {
     pub fn cancel_everything(&self) {
         self.input_closed.store(true, Ordering::Release);
         self.tickets.supersede_all();
-        self.completer.stop_speculating();
+        self.workspace.stop_speculating();
     }
 
     /// Returns true the first time a problem is seen.

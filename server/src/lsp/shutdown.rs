@@ -5,6 +5,6 @@ use tower_lsp_server::jsonrpc::Result;
 use super::server::Server;
 
 pub fn handle(server: &Server) -> Result<()> {
-    tracing::info!("shutdown requested; {} documents open", server.session.store.len());
+    tracing::info!("shutdown requested; {} documents open", server.session.workspace.documents.len());
     Ok(())
 }

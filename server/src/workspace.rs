@@ -1,0 +1,202 @@
+//! The core that every front end shares: open documents, recent chunks, settings, the engine and
+//! the completion pipeline. The LSP handlers and the command line both call it; no LSP types here.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use parking_lot::{Mutex, RwLock};
+use ropey::Rope;
+
+use crate::completion::decide::Trigger;
+use crate::completion::{Completer, Request, Suggestion};
+use crate::config::Settings;
+use crate::documents::{position, uri, Document, Encoding, LineCol, Snapshot, Store};
+use crate::engine::{CancelToken, Engine, EngineError};
+use crate::prompt::ring::{self, Ring};
+
+/// Everything the server knows about the user's work.
+pub struct Workspace {
+    pub documents: Store,
+    settings: RwLock<Settings>,
+    engine: RwLock<Option<Engine>>,
+    completer: Completer,
+    /// Recently edited or viewed chunks of code, for cross-file context.
+    ring: Mutex<Ring>,
+    /// Where each document's last ring chunk was taken, so that typing does not add one per key.
+    ring_lines: Mutex<HashMap<String, usize>>,
+    /// The workspace folder.
+    root: RwLock<Option<PathBuf>>,
+}
+
+/// Where a completion is asked for: a document, and a position in the client's encoding.
+pub struct At<'a> {
+    pub uri: &'a str,
+    pub position: LineCol,
+    pub encoding: Encoding,
+}
+
+/// Suggestions, and the snapshot whose byte offsets they use.
+pub struct Completion {
+    pub snapshot: Snapshot,
+    pub suggestions: Vec<Suggestion>,
+}
+
+/// Why a completion could not be answered at all (no suggestion is not an error).
+#[derive(Debug)]
+pub enum CompleteError {
+    /// The document is not open.
+    UnknownDocument(String),
+    /// The position is not in the document.
+    BadPosition(String),
+    /// The model failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for CompleteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompleteError::UnknownDocument(uri) => write!(f, "document is not open: {uri}"),
+            CompleteError::BadPosition(why) | CompleteError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CompleteError {}
+
+impl Workspace {
+    pub fn new(settings: Settings) -> Workspace {
+        Workspace {
+            documents: Store::default(),
+            settings: RwLock::new(settings),
+            engine: RwLock::new(None),
+            completer: Completer::default(),
+            ring: Mutex::new(Ring::default()),
+            ring_lines: Mutex::new(HashMap::new()),
+            root: RwLock::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.read().clone()
+    }
+
+    pub fn set_settings(&self, settings: Settings) {
+        *self.settings.write() = settings;
+    }
+
+    pub fn engine(&self) -> Option<Engine> {
+        self.engine.read().clone()
+    }
+
+    /// Installs (or, with `None`, removes) the engine; returns the one it replaces. Speculation
+    /// for the old engine stops first.
+    pub fn set_engine(&self, engine: Option<Engine>) -> Option<Engine> {
+        self.completer.stop_speculating();
+        std::mem::replace(&mut *self.engine.write(), engine)
+    }
+
+    pub fn root(&self) -> Option<PathBuf> {
+        self.root.read().clone()
+    }
+
+    pub fn set_root(&self, root: Option<PathBuf>) {
+        *self.root.write() = root;
+    }
+
+    /// Opens a document and remembers its start as a recent chunk.
+    pub fn open(&self, document: Document) {
+        self.remember(&document.uri, &document.text, 0);
+        self.documents.open(document);
+    }
+
+    /// Closes a document and forgets what was kept for it.
+    pub fn close(&self, uri: &str) -> Result<(), crate::documents::StoreError> {
+        self.completer.forget(uri);
+        self.ring_lines.lock().remove(uri);
+        self.documents.close(uri)
+    }
+
+    /// Adds the code around `line` of a document to the recent chunks, unless the last chunk taken
+    /// from that document was near that line already.
+    pub fn remember(&self, uri: &str, text: &Rope, line: usize) {
+        {
+            let mut lines = self.ring_lines.lock();
+            if lines.get(uri).is_some_and(|&last| last.abs_diff(line) < ring::CHUNK_LINES / 2) {
+                return;
+            }
+            lines.insert(uri.to_owned(), line);
+        }
+        let path = uri::display_path(uri, self.root.read().as_deref());
+        self.ring.lock().add(ring::Chunk::new(&path, &ring::chunk_around_rope(text, line)));
+    }
+
+    /// How many documents have a recent chunk remembered.
+    pub fn remembered_documents(&self) -> usize {
+        self.ring_lines.lock().len()
+    }
+
+    /// Stops any background work on suggestions (the client is gone, or the engine changes).
+    pub fn stop_speculating(&self) {
+        self.completer.stop_speculating();
+    }
+
+    /// Suggestions at a position: waits for the document's parse (unless `unwanted` says the
+    /// answer no longer matters), honours the settings, and runs the pipeline. `cancel` stops
+    /// the model's work. `speculate`: after a shown suggestion, work out the next one in the
+    /// background (interactive front ends).
+    pub async fn complete(
+        &self,
+        at: At<'_>,
+        trigger: Trigger,
+        alternatives: bool,
+        speculate: bool,
+        cancel: CancelToken,
+        unwanted: impl Fn() -> bool,
+    ) -> Result<Completion, CompleteError> {
+        let snapshot = self
+            .documents
+            .parsed(at.uri, &unwanted)
+            .await
+            .ok_or_else(|| CompleteError::UnknownDocument(at.uri.to_owned()))?;
+        let cursor = position::byte_offset(&snapshot.text, at.position, at.encoding)
+            .map_err(|err| CompleteError::BadPosition(err.to_string()))?;
+        let nothing = |snapshot| Ok(Completion { snapshot, suggestions: Vec::new() });
+        if !snapshot.in_sync {
+            tracing::warn!("no completion for {}: its text differs from the editor's since an edit failed", at.uri);
+            return nothing(snapshot);
+        }
+        let settings = self.settings();
+        if !settings.completes(&snapshot.language_id) {
+            return nothing(snapshot);
+        }
+        let Some(engine) = self.engine() else { return nothing(snapshot) };
+        if unwanted() {
+            tracing::debug!("completion for {} no longer wanted before it started", at.uri);
+            return nothing(snapshot);
+        }
+        let around = ring::chunk_around_rope(&snapshot.text, snapshot.text.byte_to_line(cursor));
+        let request = Request {
+            cursor,
+            trigger,
+            alternatives: alternatives && trigger == Trigger::Invoked,
+            others: self.documents.all().into_iter().filter(|other| other.uri != snapshot.uri).collect(),
+            chunks: self.ring.lock().relevant(&around),
+            root: self.root(),
+            snapshot: snapshot.clone(),
+            speculate,
+        };
+        let result = self.completer.suggest(&engine, &settings, &request, cancel.clone()).await;
+        if cancel.is_cancelled() {
+            return nothing(snapshot);
+        }
+        match result {
+            Ok(suggestions) => Ok(Completion { snapshot, suggestions }),
+            Err(EngineError::NotReady | EngineError::Cancelled | EngineError::Unavailable(_)) => nothing(snapshot),
+            Err(err @ EngineError::Unsupported(_)) => {
+                tracing::warn!("{err}");
+                nothing(snapshot)
+            }
+            Err(err @ EngineError::Failed(_)) => Err(CompleteError::Failed(err.to_string())),
+        }
+    }
+}
