@@ -30,6 +30,10 @@ fn start_with(model: &str, settings: &[&str]) -> Server {
         .arg("2048")
         .arg("--set")
         .arg("completion.maxTokens=48")
+        // What these tests check is the pipeline's output, not this machine's speed: a busy
+        // machine must not cut a block after its first line.
+        .arg("--set")
+        .arg("completion.timeLimitScale=50")
         .spawn();
     server.initialize(json!({}), Value::Null);
     server.wait_ready();

@@ -223,6 +223,7 @@ async fn run(
         // Asked for on purpose: a longer block is worth the wait.
         job.budget.after_first_line = INVOKED_AFTER_FIRST_LINE;
     }
+    job.budget = job.budget.scaled(settings.time_limit_scale);
     job.sampling = settings.sampling;
     if mode == Mode::Instruct {
         job.stop = vec!["```".into()];

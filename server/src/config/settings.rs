@@ -67,6 +67,13 @@ pub const SETTINGS: &[SettingDef] = &[
         env: None,
     },
     SettingDef {
+        key: "completion.timeLimitScale",
+        kind: Kind::Number { min: 0.1, max: 100.0 },
+        default: "1",
+        description: "Multiplies a completion's time limits (prompt 30 s, generation 10 s, 1.5 s after the first line, 4 s when invoked). Raise it where a slow or busy machine cuts blocks short.",
+        env: Some("MISTRAL_LSP_TIME_LIMIT_SCALE"),
+    },
+    SettingDef {
         key: "completion.disabledLanguages",
         kind: Kind::StringList,
         default: "[]",
@@ -135,6 +142,7 @@ pub struct Settings {
     pub completion_enabled: bool,
     pub max_tokens: u32,
     pub precompute: bool,
+    pub time_limit_scale: f64,
     pub disabled_languages: Vec<String>,
     pub prefix_tokens: u32,
     pub suffix_tokens: u32,
@@ -174,6 +182,7 @@ impl Settings {
             completion_enabled: value("completion.enabled").as_bool().unwrap_or(true),
             max_tokens: integer("completion.maxTokens"),
             precompute: value("completion.precompute").as_bool().unwrap_or(false),
+            time_limit_scale: value("completion.timeLimitScale").as_f64().unwrap_or(1.0),
             disabled_languages: value("completion.disabledLanguages")
                 .as_array()
                 .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())

@@ -132,3 +132,13 @@ fn every_default_is_valid_for_its_kind() {
     }
     assert_eq!(serde_json::from_str::<String>(SETTINGS[0].default).unwrap(), DEFAULT_MODEL);
 }
+
+#[test]
+fn time_limits_scale_within_their_range() {
+    assert_eq!(Settings::default().time_limit_scale, 1.0);
+    let (settings, problems) = read(json!({"completion": {"timeLimitScale": 2.5}}));
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(settings.time_limit_scale, 2.5);
+    let (settings, problems) = read(json!({"completion": {"timeLimitScale": 0}}));
+    assert_eq!((settings.time_limit_scale, problems.len()), (1.0, 1), "{problems:?}");
+}

@@ -38,6 +38,16 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// Every limit multiplied by `factor` (a slow machine's longer limits).
+    pub fn scaled(self, factor: f64) -> Budget {
+        let scale = |limit: Duration| Duration::try_from_secs_f64(limit.as_secs_f64() * factor).unwrap_or(limit);
+        Budget {
+            prompt: scale(self.prompt),
+            generation: scale(self.generation),
+            after_first_line: scale(self.after_first_line),
+        }
+    }
+
     /// Defaults per priority: a person waits for interactive work; background work may take long.
     pub fn for_priority(priority: Priority) -> Budget {
         match priority {
@@ -398,5 +408,17 @@ impl Drop for CancelOnDrop {
         if let Some(token) = &self.0 {
             token.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_scale_every_limit() {
+        let budget = Budget::for_priority(Priority::Interactive).scaled(2.0);
+        let expected = (Duration::from_secs(60), Duration::from_secs(20), Duration::from_secs(3));
+        assert_eq!((budget.prompt, budget.generation, budget.after_first_line), expected);
     }
 }
