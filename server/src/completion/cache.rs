@@ -33,15 +33,16 @@ pub struct Cache {
 /// A hash of a prompt (and whatever else decides the output), for the output cache.
 pub fn key(prompt: &Prompt, extra: &str) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    format!("{prompt:?}").hash(&mut hasher);
+    prompt.hash(&mut hasher);
     extra.hash(&mut hasher);
     hasher.finish()
 }
 
 fn hash_prefix(text: &Rope, end: usize) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    // Bytes alone, not chunk by chunk: equal texts hash equally however the rope splits them.
     for chunk in text.byte_slice(..end).chunks() {
-        chunk.hash(&mut hasher);
+        hasher.write(chunk.as_bytes());
     }
     hasher.finish()
 }
@@ -136,5 +137,29 @@ mod tests {
         assert_eq!(cache.output(10).as_deref(), Some("out 10"));
         cache.store_output(999, "new".into());
         assert_eq!(cache.output(10).as_deref(), Some("out 10"), "recently used entries survive");
+    }
+
+    #[test]
+    fn equal_texts_hash_equally_however_the_rope_splits_them() {
+        let line = "x = compute(value) + other_value\n";
+        let whole = Rope::from_str(&line.repeat(400));
+        let mut built = Rope::new();
+        for _ in 0..400 {
+            let end = built.len_chars();
+            built.insert(end, line);
+        }
+        assert!(
+            whole.chunks().count() != built.chunks().count() || whole.chunks().zip(built.chunks()).any(|(a, b)| a != b)
+        );
+        assert_eq!(hash_prefix(&whole, whole.len_bytes()), hash_prefix(&built, built.len_bytes()));
+        assert_ne!(hash_prefix(&whole, 10), hash_prefix(&whole, 11));
+    }
+
+    #[test]
+    fn output_keys_follow_the_prompt_and_the_variant() {
+        let prompt = |prefix: &str| Prompt::Infill { prefix: prefix.into(), suffix: "s".into() };
+        assert_eq!(key(&prompt("p"), ""), key(&prompt("p"), ""));
+        assert_ne!(key(&prompt("p"), ""), key(&prompt("q"), ""));
+        assert_ne!(key(&prompt("p"), ""), key(&prompt("p"), "    "));
     }
 }

@@ -14,7 +14,7 @@ pub use template::{Extra, FimMode, Mode, Parts};
 pub use window::{Counter, Estimate, Window};
 
 /// A chat message for instruct prompts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChatMessage {
     /// `system`, `user` or `assistant`.
     pub role: String,
@@ -22,7 +22,7 @@ pub struct ChatMessage {
 }
 
 /// A token of the model's own vocabulary, named by purpose.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Special {
     Bos,
     FimPrefix,
@@ -33,7 +33,7 @@ pub enum Special {
 }
 
 /// One piece of a prompt assembled by the prompt builder.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// Plain text; special-token spellings inside it stay text.
     Text(String),
@@ -42,7 +42,7 @@ pub enum Segment {
 }
 
 /// What the model sees.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Prompt {
     /// Native fill-in-the-middle with the vocabulary's FIM tokens, prefix first:
     /// `[BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID`. Trimmed to fit: prefix from its start, suffix
