@@ -21,6 +21,9 @@ OPTIONS:
     --threads N           CPU threads; 0 means one per physical core  [env MISTRAL_LSP_THREADS]
     --gpu-layers N        Layers to offload to a GPU                   [env MISTRAL_LSP_GPU_LAYERS]
     --context-size N      Context window in tokens                     [env MISTRAL_LSP_CONTEXT_SIZE]
+    --remote URL          Use the inference server at URL (llama-server or OpenAI-compatible)
+                          instead of a local model; API key from MISTRAL_LSP_API_KEY
+                                                                       [env MISTRAL_LSP_REMOTE_URL]
     --fim-mode MODE       auto, native, instruct or prefix             [env MISTRAL_LSP_FIM_MODE]
     --log-level LEVEL     error, warn, info, debug or trace            [env MISTRAL_LSP_LOG]
     --log-file PATH       Write the log there instead of stderr
@@ -129,6 +132,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--gpu-layers" => "gpuLayers",
             "--context-size" => "contextSize",
             "--fim-mode" => "fim.mode",
+            "--remote" => "remote.url",
             "--log-level" => "log.level",
             other => return Err(format!("unknown argument `{other}`; see --help")),
         };
@@ -156,7 +160,7 @@ pub fn log_level(options: &Options) -> String {
 pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, column: u32) -> Result<String, String> {
     use crate::completion::decide::Trigger;
     use crate::documents::{uri, Document, Encoding, LineCol};
-    use crate::engine::{CancelToken, Engine, EngineConfig, ModelSpec, State};
+    use crate::engine::{CancelToken, Engine, State};
     use crate::workspace::{At, Workspace};
 
     if line == 0 || column == 0 {
@@ -168,7 +172,7 @@ pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, co
     let workspace = Workspace::new(settings.clone());
     workspace.set_root(absolute.parent().map(std::path::Path::to_path_buf));
     workspace.open(Document::new(&uri, crate::syntax::language_id(&absolute), 1, &text));
-    let engine = Engine::start(ModelSpec::parse(&settings.model)?, EngineConfig::from_settings(settings));
+    let engine = Engine::for_settings(settings)?;
     if let State::Failed { message } = engine.ready().await {
         return Err(message);
     }

@@ -225,6 +225,7 @@ async fn run(
     }
     job.budget = job.budget.scaled(settings.time_limit_scale);
     job.sampling = settings.sampling;
+    job.document = Some(snapshot.uri.clone());
     if mode == Mode::Instruct {
         job.stop = vec!["```".into()];
     }

@@ -39,6 +39,34 @@ pub const SETTINGS: &[SettingDef] = &[
         env: Some("MISTRAL_LSP_CONTEXT_SIZE"),
     },
     SettingDef {
+        key: "remote.url",
+        kind: Kind::String,
+        default: "\"\"",
+        description: "An inference server to use instead of a local model, such as http://gpu-box:8080 (llama-server, vLLM, Ollama or any OpenAI-compatible server). When set, no model is loaded here. The API key, if the server wants one, comes from the environment variable MISTRAL_LSP_API_KEY.",
+        env: Some("MISTRAL_LSP_REMOTE_URL"),
+    },
+    SettingDef {
+        key: "remote.api",
+        kind: Kind::Enum(&["auto", "llama-server", "openai"]),
+        default: "\"auto\"",
+        description: "The remote server's API: llama-server's own (completions reuse the server's KV cache per document), openai (/v1/completions and /v1/chat/completions), or auto to ask the server.",
+        env: Some("MISTRAL_LSP_REMOTE_API"),
+    },
+    SettingDef {
+        key: "remote.model",
+        kind: Kind::String,
+        default: "\"\"",
+        description: "The model name to ask an OpenAI-compatible server for; empty means the first model it lists.",
+        env: Some("MISTRAL_LSP_REMOTE_MODEL"),
+    },
+    SettingDef {
+        key: "remote.timeoutMs",
+        kind: Kind::Integer { min: 100, max: 600_000 },
+        default: "30000",
+        description: "Most time to wait for a remote server: to connect, and between two pieces of an answer.",
+        env: Some("MISTRAL_LSP_REMOTE_TIMEOUT_MS"),
+    },
+    SettingDef {
         key: "fim.mode",
         kind: Kind::Enum(&["auto", "native", "instruct", "prefix"]),
         default: "\"auto\"",
@@ -138,6 +166,7 @@ pub struct Settings {
     pub threads: u32,
     pub gpu_layers: u32,
     pub context_size: u32,
+    pub remote: Remote,
     pub fim_mode: FimMode,
     pub completion_enabled: bool,
     pub max_tokens: u32,
@@ -173,6 +202,16 @@ impl Settings {
             threads: integer("threads"),
             gpu_layers: integer("gpuLayers"),
             context_size: integer("contextSize"),
+            remote: Remote {
+                url: string("remote.url").trim().trim_end_matches('/').to_owned(),
+                api: match string("remote.api").as_str() {
+                    "llama-server" => RemoteApi::LlamaServer,
+                    "openai" => RemoteApi::OpenAi,
+                    _ => RemoteApi::Auto,
+                },
+                model: string("remote.model"),
+                timeout_ms: integer("remote.timeoutMs"),
+            },
             fim_mode: match string("fim.mode").as_str() {
                 "native" => FimMode::Native,
                 "instruct" => FimMode::Instruct,
@@ -204,6 +243,25 @@ impl Settings {
     pub fn completes(&self, language_id: &str) -> bool {
         self.completion_enabled && !self.disabled_languages.iter().any(|l| l == language_id)
     }
+}
+
+/// Where jobs go instead of a local model (the `remote.*` settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    /// The server's base URL without a trailing `/`; empty means a local model.
+    pub url: String,
+    pub api: RemoteApi,
+    /// For OpenAI-compatible servers; empty means the first listed.
+    pub model: String,
+    pub timeout_ms: u32,
+}
+
+/// A remote server's API (`remote.api`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteApi {
+    Auto,
+    LlamaServer,
+    OpenAi,
 }
 
 /// How to pick tokens. `temperature <= 0` is greedy (deterministic).

@@ -26,6 +26,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::generation::Generation;
 use super::worker::{self, Backend, Shared, Step};
 use super::{
     CancelToken, ChatMessage, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, Prompt, Segment,
@@ -492,20 +493,14 @@ pub(crate) struct Running {
     tokens: Vec<LlamaToken>,
     prompt_len: usize,
     sampler: LlamaSampler,
-    /// The complete characters generated so far.
-    text: String,
-    /// The bytes of a character split across tokens, until its last byte arrives.
-    pending: Vec<u8>,
+    /// What has been generated, with the stop rules applied.
+    generation: Generation,
     stats: Stats,
     started: Instant,
     prompt_done: Option<Instant>,
     first_step: bool,
-    /// Where a stop rule cut the text.
-    cut: Option<usize>,
     /// Bytes the output must still start with.
     required: Vec<u8>,
-    /// When the first line of output was complete.
-    first_line_done: Option<Instant>,
     /// A token of blanks used up the required indentation: the next token starts with code.
     content_next: bool,
 }
@@ -619,20 +614,8 @@ impl<'m> Session<'m> {
             Some(done) => running.stats.generation_ms = now.duration_since(done).as_millis() as u64,
             None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
         }
-        // A character still incomplete when generation stops is dropped, not shown as U+FFFD.
-        let generated = running.text.clone();
-        let mut text = generated.clone();
-        if let Some(cut) = running.cut {
-            let mut cut = cut.min(text.len());
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        } else if stop == StopReason::StopString {
-            if let Some(at) = running.job.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-                text.truncate(at);
-            }
-        }
+        running.stats.generated_tokens = running.generation.tokens;
+        let (text, generated) = running.generation.finish(&running.job, stop);
         let stats = running.stats;
         tracing::debug!(
             "job {} {:?}: {} prompt tokens, {} reused, {} evaluated, {} trimmed, {} generated, prompt {} ms, generation {} ms",
@@ -709,8 +692,8 @@ impl Session<'_> {
         let required = &running.required;
         let avoid = &running.job.avoid;
         // Avoided words apply to what a token adds after required whitespace.
-        let avoiding =
-            !avoid.is_empty() && running.text.bytes().chain(required.iter().copied()).all(|b| b.is_ascii_whitespace());
+        let avoiding = !avoid.is_empty()
+            && running.generation.text().bytes().chain(required.iter().copied()).all(|b| b.is_ascii_whitespace());
         let best = self.best_where(logits, |_, piece| {
             // Required indentation is exactly that deep: what follows it is not more of it.
             let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
@@ -778,7 +761,7 @@ impl Session<'_> {
     fn avoiding(&self, running: &Running, index: i32) -> Option<LlamaToken> {
         if (running.job.avoid.is_empty() && !running.content_next)
             || !running.required.is_empty()
-            || running.text.bytes().any(|b| !b.is_ascii_whitespace())
+            || running.generation.text().bytes().any(|b| !b.is_ascii_whitespace())
         {
             return None;
         }
@@ -802,40 +785,6 @@ impl Session<'_> {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(t, _)| t)
     }
-}
-
-/// Takes the complete characters off the front of `pending` (bytes of generated text) and
-/// leaves there the start of a character whose remaining bytes have not been generated yet.
-/// Bytes that can never begin or continue a character become U+FFFD at once, so nothing waits
-/// on them.
-fn complete_utf8(pending: &mut Vec<u8>) -> String {
-    let mut text = String::new();
-    let mut rest = pending.as_slice();
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(valid) => {
-                text.push_str(valid);
-                rest = &[];
-                break;
-            }
-            Err(err) => {
-                let (valid, after) = rest.split_at(err.valid_up_to());
-                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
-                match err.error_len() {
-                    Some(invalid) => {
-                        text.push(char::REPLACEMENT_CHARACTER);
-                        rest = &after[invalid..];
-                    }
-                    None => {
-                        rest = after;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    *pending = rest.to_vec();
-    text
 }
 
 fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
@@ -910,15 +859,12 @@ impl Backend for Session<'_> {
             slot,
             prompt_len: tokens.len(),
             tokens,
-            text: String::new(),
-            pending: Vec::new(),
+            generation: Generation::default(),
             stats,
             started: Instant::now(),
             prompt_done: None,
             first_step: true,
-            cut: None,
             required: job_required,
-            first_line_done: None,
             content_next: false,
         })
     }
@@ -943,15 +889,9 @@ impl Backend for Session<'_> {
             return Step::Continue;
         }
         if let Some(done) = running.prompt_done {
-            if running.stats.generated_tokens > 0 && done.elapsed() > running.job.budget.generation {
-                return self.finish(running, StopReason::TimeBudget);
+            if let Some(stop) = running.generation.over_time(&running.job, done, Instant::now()) {
+                return self.finish(running, stop);
             }
-        }
-        if running.first_line_done.is_some_and(|at| at.elapsed() > running.job.budget.after_first_line) {
-            // Keep whole lines only: cut after the last line break.
-            let last_break = running.text.rfind('\n').unwrap_or(0);
-            running.cut = Some(running.cut.map_or(last_break, |cut| cut.min(last_break)));
-            return self.finish(running, StopReason::TimeBudget);
         }
         let Some((_, index)) = self.logits.take() else { return Step::Continue };
         let token = match self.constrained(running, index).or_else(|| self.avoiding(running, index)) {
@@ -962,79 +902,11 @@ impl Backend for Session<'_> {
         if vocab.is_eog(token) {
             return self.finish(running, StopReason::EndOfText);
         }
-        running.stats.generated_tokens += 1;
-        let checked_from =
-            running.text.len().saturating_sub(running.job.stop.iter().map(String::len).max().unwrap_or(0));
         let piece = vocab.token_to_piece(token, false, None);
-        let new_line = piece.contains(&b'\n');
-        let has_code = running.text.bytes().any(|b| !b.is_ascii_whitespace());
-        if new_line && has_code && running.first_line_done.is_none() {
-            running.first_line_done = Some(Instant::now());
-        }
-        running.pending.extend(piece);
-        running.text.push_str(&complete_utf8(&mut running.pending));
         running.tokens.push(token);
-        if let (true, Some(check)) = (new_line, &running.job.stop_check) {
-            if let Some(cut) = (check.0)(&running.text) {
-                running.cut = Some(cut);
-                return self.finish(running, StopReason::StopString);
-            }
-        }
-        if !running.job.stop.is_empty() {
-            let tail = String::from_utf8_lossy(&running.text.as_bytes()[checked_from..]);
-            if running.job.stop.iter().any(|stop| tail.contains(stop.as_str())) {
-                return self.finish(running, StopReason::StopString);
-            }
-        }
-        if running.stats.generated_tokens >= running.job.max_tokens as usize {
-            return self.finish(running, StopReason::MaxTokens);
+        if let Some(stop) = running.generation.push(&running.job, &piece, Instant::now()) {
+            return self.finish(running, stop);
         }
         Step::Continue
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::complete_utf8;
-
-    /// Feeds pieces of generated bytes one at a time: the text each one completes, then what
-    /// is left pending at the end.
-    fn decode(pieces: &[&[u8]]) -> (Vec<String>, Vec<u8>) {
-        let mut pending = Vec::new();
-        let texts = pieces
-            .iter()
-            .map(|piece| {
-                pending.extend_from_slice(piece);
-                complete_utf8(&mut pending)
-            })
-            .collect();
-        (texts, pending)
-    }
-
-    #[test]
-    fn characters_split_across_tokens_wait_for_their_last_byte() {
-        let e_acute = "é".as_bytes();
-        let emoji = "😀".as_bytes();
-        // Pieces fed in order, the text each completes, and the bytes left pending.
-        type Case<'a> = (&'a [&'a [u8]], &'a [&'a str], &'a [u8]);
-        let cases: &[Case] = &[
-            (&[b"ab", b"c"], &["ab", "c"], b""),
-            // "é" in two tokens.
-            (&[&e_acute[..1], &e_acute[1..]], &["", "é"], b""),
-            // A four-byte emoji split 1 + 3, after text.
-            (&[b"x", &[emoji[0]], &emoji[1..]], &["x", "", "😀"], b""),
-            // Split 2 + 2, with text on both sides.
-            (&[&[b'a', emoji[0], emoji[1]], &[emoji[2], emoji[3], b'b']], &["a", "😀b"], b""),
-            // Generation stopped mid-character: the start stays pending (and is dropped).
-            (&[&[b'x', emoji[0], emoji[1]]], &["x"], &emoji[..2]),
-            // Bytes that can never be part of a character do not stall the text.
-            (&[&[0xff, b'a']], &["\u{fffd}a"], b""),
-            (&[&[0xc3], b"A"], &["", "\u{fffd}A"], b""),
-            (&[&[0x80, 0x80]], &["\u{fffd}\u{fffd}"], b""),
-        ];
-        for (pieces, texts, pending) in cases {
-            let expected: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
-            assert_eq!(decode(pieces), (expected, pending.to_vec()), "{pieces:?}");
-        }
     }
 }

@@ -11,8 +11,10 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
 
+mod generation;
 mod llama;
 mod queue;
+mod remote;
 #[cfg(feature = "test-backend")]
 mod test_backend;
 mod worker;
@@ -24,6 +26,7 @@ pub use crate::models::ModelSpec;
 use crate::prompt::{ChatMessage, Prompt, Segment, Special};
 pub use llama::{probe_in_child, probe_model, set_probe_program, Tokenizer};
 pub use queue::Priority;
+pub use remote::{RemoteConfig, API_KEY_VARIABLE};
 
 /// Time limits of one job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +101,9 @@ pub struct Job {
     pub avoid: Vec<String>,
     pub budget: Budget,
     pub sampling: Sampling,
+    /// The document the job is for, if any: a remote llama-server keeps each document's prompt
+    /// cached in a slot of its own.
+    pub document: Option<String>,
 }
 
 impl Job {
@@ -113,6 +119,7 @@ impl Job {
             avoid: Vec::new(),
             budget: Budget::for_priority(priority),
             sampling: Sampling::default(),
+            document: None,
         }
     }
 }
@@ -274,6 +281,16 @@ pub struct Counters {
     pub generated_tokens: AtomicU64,
 }
 
+impl Counters {
+    /// Adds a finished job.
+    pub(crate) fn count(&self, stats: &Stats) {
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.evaluated_tokens.fetch_add(stats.evaluated_tokens as u64, Ordering::Relaxed);
+        self.reused_tokens.fetch_add(stats.reused_tokens as u64, Ordering::Relaxed);
+        self.generated_tokens.fetch_add(stats.generated_tokens as u64, Ordering::Relaxed);
+    }
+}
+
 /// A cheap handle to the engine. Clones share the one worker; when the last clone is dropped the
 /// worker finishes its current job and exits, freeing the model.
 #[derive(Clone)]
@@ -283,6 +300,8 @@ pub struct Engine {
 
 struct Inner {
     queue: Arc<queue::Queue>,
+    /// Set for a remote engine: jobs go to the server instead of the worker.
+    remote: Option<Arc<remote::Remote>>,
     state: watch::Receiver<State>,
     /// Becomes true when the worker thread has ended and freed the model.
     exited: watch::Receiver<bool>,
@@ -293,6 +312,9 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.queue.close();
+        if let Some(remote) = &self.remote {
+            remote.stop();
+        }
     }
 }
 
@@ -307,6 +329,8 @@ pub struct EngineConfig {
     pub gpu_layers: u32,
     /// Where `hf:` models are cached and how they are downloaded.
     pub fetch: FetchOptions,
+    /// A remote server to send jobs to instead of loading a model.
+    pub remote: Option<RemoteConfig>,
 }
 
 impl EngineConfig {
@@ -317,18 +341,51 @@ impl EngineConfig {
             context_size: settings.context_size,
             gpu_layers: settings.gpu_layers,
             fetch: FetchOptions::from_env(),
+            remote: (!settings.remote.url.is_empty()).then(|| RemoteConfig {
+                url: settings.remote.url.clone(),
+                api: settings.remote.api,
+                model: settings.remote.model.clone(),
+                timeout: Duration::from_millis(settings.remote.timeout_ms.into()),
+                api_key: std::env::var(API_KEY_VARIABLE).ok().filter(|key| !key.is_empty()),
+            }),
         }
     }
 }
 
 impl Engine {
+    /// The engine the settings ask for: a connection to the remote server if one is set, else
+    /// the model, loaded here.
+    pub fn for_settings(settings: &Settings) -> Result<Engine, String> {
+        let config = EngineConfig::from_settings(settings);
+        match config.remote.clone() {
+            Some(remote) => Ok(Engine::connect(remote)),
+            None => {
+                let spec =
+                    ModelSpec::parse(&settings.model).map_err(|message| format!("bad model setting: {message}"))?;
+                Ok(Engine::start(spec, config))
+            }
+        }
+    }
+
+    /// Connects to a remote server in the background; jobs go there.
+    pub fn connect(remote: RemoteConfig) -> Engine {
+        let message = format!("connecting to {}", remote.url);
+        let (state_tx, state) = watch::channel(State::Loading { message, percent: None });
+        let (exited_tx, exited) = watch::channel(false);
+        let queue = Arc::new(queue::Queue::default());
+        queue.close();
+        let remote = Some(remote::Remote::start(remote, state_tx, exited_tx));
+        let (counters, tokenizer) = (Arc::new(Counters::default()), Arc::new(RwLock::new(None)));
+        Engine { inner: Arc::new(Inner { queue, remote, state, exited, counters, tokenizer }) }
+    }
+
     /// Starts the worker, which resolves and loads `spec` in the background.
     pub fn start(spec: ModelSpec, config: EngineConfig) -> Engine {
-        let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let queue = Arc::new(queue::Queue::default());
         let counters = Arc::new(Counters::default());
         let tokenizer = Arc::new(RwLock::new(None));
         let (exited_tx, exited) = watch::channel(false);
+        let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let shared = worker::Shared {
             queue: queue.clone(),
             state: state_tx,
@@ -336,7 +393,7 @@ impl Engine {
             tokenizer: tokenizer.clone(),
         };
         worker::spawn(spec, config, shared, exited_tx);
-        Engine { inner: Arc::new(Inner { queue, state, exited, counters, tokenizer }) }
+        Engine { inner: Arc::new(Inner { queue, remote: None, state, exited, counters, tokenizer }) }
     }
 
     /// Stops the engine now, whoever else holds a handle: queued jobs are answered as
@@ -344,6 +401,9 @@ impl Engine {
     /// model still loading is freed as soon as its load returns).
     pub fn stop(&self) {
         self.inner.queue.close();
+        if let Some(remote) = &self.inner.remote {
+            remote.stop();
+        }
     }
 
     /// Waits until the worker thread has ended and the model's memory is freed.
@@ -376,6 +436,12 @@ impl Engine {
             State::Loading { .. } => return Err(EngineError::NotReady),
             State::Failed { message } => return Err(EngineError::Unavailable(message)),
             State::Ready { .. } => {}
+        }
+        if let Some(remote) = &self.inner.remote {
+            // Dropping this future drops the request, which closes its connection.
+            let output = remote.generate(job, cancel).await?;
+            self.inner.counters.count(&output.stats);
+            return Ok(output);
         }
         let (reply, answer) = oneshot::channel();
         // Dropping this future (a cancelled request) cancels the job too.

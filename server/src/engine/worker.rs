@@ -140,11 +140,7 @@ fn run<B: Backend>(backend: &mut B, shared: &Shared, entry: Entry) {
             }
             Step::Done(result) => {
                 if let Ok(output) = &result {
-                    let counters = &shared.counters;
-                    counters.jobs.fetch_add(1, Ordering::Relaxed);
-                    counters.evaluated_tokens.fetch_add(output.stats.evaluated_tokens as u64, Ordering::Relaxed);
-                    counters.reused_tokens.fetch_add(output.stats.reused_tokens as u64, Ordering::Relaxed);
-                    counters.generated_tokens.fetch_add(output.stats.generated_tokens as u64, Ordering::Relaxed);
+                    shared.counters.count(&output.stats);
                 }
                 let _ = entry.reply.send(result);
                 return;

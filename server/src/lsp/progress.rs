@@ -10,7 +10,7 @@ use tower_lsp_server::gen_lsp_types::{
 use tower_lsp_server::Client;
 
 use super::server::Server;
-use crate::engine::{Engine, EngineConfig, ModelSpec, State};
+use crate::engine::{Engine, State};
 
 /// `mistral-lsp/status`: the engine's state, for editors' status bars.
 pub enum StatusNotification {}
@@ -47,11 +47,10 @@ pub async fn start_engine(server: &Server) {
         old.stopped().await;
     }
     let settings = session.settings();
-    let spec = match ModelSpec::parse(&settings.model) {
-        Ok(spec) => spec,
-        Err(message) => return refuse_model(server, format!("bad model setting: {message}")).await,
+    let engine = match Engine::for_settings(&settings) {
+        Ok(engine) => engine,
+        Err(message) => return refuse_model(server, message).await,
     };
-    let engine = Engine::start(spec, EngineConfig::from_settings(&settings));
     *session.model_error.lock() = None;
     session.workspace.set_engine(Some(engine.clone()));
     let support = *session.client.read();
@@ -89,6 +88,8 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
             State::Failed { message } => ("error", message.clone(), None),
         };
         send_status(&client, name, message.clone(), percent).await;
+        // Later changes (a remote server lost and found again) are reported as they come; the
+        // progress bar is for the first load only.
         match state {
             State::Loading { .. } => {
                 if let Some(progress) = &progress {
@@ -102,14 +103,12 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
                 if let Some(notice) = notice {
                     client.show_message(MessageType::Error, format!("mistral-lsp: {notice}")).await;
                 }
-                return;
             }
             State::Failed { .. } => {
                 if let Some(progress) = progress.take() {
                     progress.finish_with_message("failed").await;
                 }
                 client.show_message(MessageType::Error, format!("mistral-lsp: {message}")).await;
-                return;
             }
         }
         if states.changed().await.is_err() {
