@@ -26,7 +26,7 @@ const RULES: &[(&[&str], &[&str])] = &[
 ];
 
 /// Only these folders may name these paths at all.
-const OWNERS: &[(&str, &str)] = &[("llama_cpp_2", "engine"), ("tower_lsp_server", "lsp")];
+const OWNERS: &[(&str, &str)] = &[("llama_cpp_2", "engine"), ("reqwest", "engine"), ("tower_lsp_server", "lsp")];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -15,4 +15,5 @@ mod lifecycle;
 mod model;
 mod pipeline;
 mod progress;
+mod remote;
 mod sync;

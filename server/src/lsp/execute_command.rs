@@ -58,6 +58,8 @@ fn status(server: &Server) -> LspAny {
         "message": message,
         "percent": percent,
         "model": settings.model,
+        // Set when jobs go to a remote server instead of the model above.
+        "remote": (!settings.remote.url.is_empty()).then(|| settings.remote.url.clone()),
         "documents": session.workspace.documents.len(),
         "jobs": count(|c| c.jobs.load(std::sync::atomic::Ordering::Relaxed)),
         "evaluatedTokens": count(|c| c.evaluated_tokens.load(std::sync::atomic::Ordering::Relaxed)),

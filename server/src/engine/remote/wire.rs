@@ -173,6 +173,8 @@ pub fn body(api: Api, rendered: &Rendered, job: &Job, model: &str, slot: Option<
             object.insert("n_predict".into(), job.max_tokens.into());
             object.insert("top_k".into(), (if greedy { 1 } else { sampling.top_k }).into());
             object.insert("cache_prompt".into(), true.into());
+            // Counters in every event: a stop rule may end the stream before the last one.
+            object.insert("timings_per_token".into(), true.into());
             object.insert("stop".into(), json!(job.stop));
             if let Some(slot) = slot {
                 object.insert("id_slot".into(), slot.into());
