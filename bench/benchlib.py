@@ -165,15 +165,15 @@ def load_reports(paths):
 def parse_systems(text):
     systems = [s.strip() for s in text.split(",") if s.strip()]
     for system in systems:
-        if system not in ("lsp", "llama-server"):
-            sys.exit(f"bench: unknown system {system!r}; use lsp and/or llama-server")
+        if system not in ("lsp", "lsp-remote", "llama-server"):
+            sys.exit(f"bench: unknown system {system!r}; use lsp, lsp-remote and/or llama-server")
     return systems
 
 
 def check_inputs(args, systems):
     if not os.path.exists(args.model):
         sys.exit(f"bench: no model at {args.model}; run scripts/fetch-test-models qwen-0.5b or pass --model")
-    if "llama-server" in systems and not os.path.exists(args.llama_server):
+    if {"llama-server", "lsp-remote"} & set(systems) and not os.path.exists(args.llama_server):
         sys.exit(f"bench: no llama-server at {args.llama_server}; run bench/build-llama-tools first")
 
 
@@ -556,9 +556,13 @@ class LspClient:
             self._log.close()
 
 
-def start_lsp(args, binary):
-    command = ["nice", "-n", str(args.nice), binary, "--model", args.model, "--threads", str(args.threads),
-               "--context-size", str(args.context_size), *args.lsp_arg]
+def start_lsp(args, binary, remote=None):
+    """mistral-lsp on the model, or with `remote` (a llama-server URL) on that server's model."""
+    if remote:
+        command = ["nice", "-n", str(args.nice), binary, "--remote", remote, *args.lsp_arg]
+    else:
+        command = ["nice", "-n", str(args.nice), binary, "--model", args.model, "--threads", str(args.threads),
+                   "--context-size", str(args.context_size), *args.lsp_arg]
     client = LspClient(command)
     try:
         client.initialize()
@@ -615,6 +619,9 @@ class LlamaServer:
         if response.status != 200:
             raise RuntimeError(f"llama-server {path}: HTTP {response.status}: {data[:300]!r}")
         return json.loads(data.decode("utf-8"))
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
 
     def close(self):
         stop_process(self.proc)

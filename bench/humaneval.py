@@ -82,16 +82,16 @@ class LspSystem:
 
     name = "lsp"
 
-    def __init__(self, args, binary):
-        self.args, self.binary = args, binary
-        self.client = benchlib.start_lsp(args, binary)
+    def __init__(self, args, binary, remote=None):
+        self.args, self.binary, self.remote = args, binary, remote
+        self.client = benchlib.start_lsp(args, binary, remote)
         self.problems_seen = set()
 
     def ask(self, set_name, task, document, cursor):
         problem = problem_of(task)
         if problem in self.problems_seen:
             self.client.close()
-            self.client = benchlib.start_lsp(self.args, self.binary)
+            self.client = benchlib.start_lsp(self.args, self.binary, self.remote)
             self.problems_seen.clear()
         self.problems_seen.add(problem)
         client = self.client
@@ -120,6 +120,20 @@ class LspSystem:
 
     def close(self):
         self.client.close()
+
+
+class LspRemoteSystem(LspSystem):
+    """mistral-lsp's pipeline on a llama-server of its own (`--remote`), same requests as `lsp`."""
+
+    name = "lsp-remote"
+
+    def __init__(self, args, binary):
+        self.server = benchlib.LlamaServer(args)
+        super().__init__(args, binary, remote=self.server.url())
+
+    def close(self):
+        super().close()
+        self.server.close()
 
 
 class LlamaServerSystem:
@@ -163,7 +177,7 @@ class Answer:
         self.evaluated_tokens = self.generated_tokens = None
 
 
-SYSTEMS = {"lsp": LspSystem, "llama-server": LlamaServerSystem}
+SYSTEMS = {"lsp": LspSystem, "lsp-remote": LspRemoteSystem, "llama-server": LlamaServerSystem}
 
 
 def run_set(systems, name, tasks, args, lsp_binary, records, workdir, checkpoint):
@@ -244,7 +258,8 @@ def main():
         print(summarize(records, systems, [s for s in SETS if any(r["set"] == s for r in records)]))
         return
     benchlib.check_inputs(args, systems)
-    lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
+    uses_lsp = {"lsp", "lsp-remote"} & set(systems)
+    lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if uses_lsp else (None, None)
     out = args.out or benchlib.default_results_path("humaneval")
     meta = benchlib.run_metadata(args, lsp_info)
     meta.update({"benchmark": "humaneval-infilling", "n_predict_llama_server": N_PREDICT, "limit": args.limit})

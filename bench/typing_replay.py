@@ -132,8 +132,8 @@ class LspTyper:
 
     name = "lsp"
 
-    def __init__(self, args, binary):
-        self.client = benchlib.start_lsp(args, binary)
+    def __init__(self, args, binary, remote=None):
+        self.client = benchlib.start_lsp(args, binary, remote)
 
     def open(self, uri, document, cursor):
         self.uri, self.document, self.cursor, self.version = uri, document, cursor, 1
@@ -173,6 +173,20 @@ class LspTyper:
         self.client.close()
 
 
+class LspRemoteTyper(LspTyper):
+    """Types into mistral-lsp running on a llama-server of its own (`--remote`)."""
+
+    name = "lsp-remote"
+
+    def __init__(self, args, binary):
+        self.server = benchlib.LlamaServer(args)
+        super().__init__(args, binary, remote=self.server.url())
+
+    def close(self):
+        super().close()
+        self.server.close()
+
+
 class LlamaServerTyper:
     """Types for llama-server: the document stays here; each step sends llama.vim's request."""
 
@@ -210,7 +224,7 @@ class LlamaServerTyper:
         self.server.close()
 
 
-TYPERS = {"lsp": LspTyper, "llama-server": LlamaServerTyper}
+TYPERS = {"lsp": LspTyper, "lsp-remote": LspRemoteTyper, "llama-server": LlamaServerTyper}
 
 
 def replay(systems, functions, args, lsp_binary, records, checkpoint, limit=None):
@@ -305,7 +319,8 @@ def main():
         return
     benchlib.check_inputs(args, systems)
     functions = FUNCTIONS[: args.functions] if args.functions else FUNCTIONS
-    lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
+    uses_lsp = {"lsp", "lsp-remote"} & set(systems)
+    lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if uses_lsp else (None, None)
     out = args.out or benchlib.default_results_path("typing-replay")
     meta = benchlib.run_metadata(args, lsp_info)
     meta.update({"benchmark": "typing-replay", "functions": [f"{m}.{f}" for m, f in functions],

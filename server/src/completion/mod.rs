@@ -167,8 +167,9 @@ async fn run(
     let root = request.root.as_deref();
     // Cutting the window and gathering context tokenize much text and read imported files from
     // disk: that blocking work runs off the async threads.
+    let budgets = Budgets::fitting(settings, model.context_size, tokenizer.is_some());
     let (mut window, extras) = {
-        let (request, settings, tokenizer) = (request.clone(), settings.clone(), tokenizer.clone());
+        let (request, tokenizer) = (request.clone(), tokenizer.clone());
         tokio::task::spawn_blocking(move || {
             let counter: &dyn Counter = match &tokenizer {
                 Some(tokens) => tokens,
@@ -179,8 +180,8 @@ async fn run(
                 &snapshot.text,
                 snapshot.tree.as_ref(),
                 request.cursor,
-                settings.prefix_tokens as usize,
-                settings.suffix_tokens as usize,
+                budgets.prefix,
+                budgets.suffix,
                 counter,
             );
             let extras = context::extras(
@@ -189,7 +190,7 @@ async fn run(
                 &request.others,
                 &request.chunks,
                 request.root.as_deref(),
-                settings.extra_tokens as usize,
+                budgets.extra,
                 counter,
             );
             (window, extras)
@@ -328,6 +329,38 @@ async fn run(
     Ok(ranked.into_iter().take(wanted).map(|(_, s)| s).collect())
 }
 
+/// Token budgets of a prompt's parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budgets {
+    prefix: usize,
+    suffix: usize,
+    extra: usize,
+}
+
+impl Budgets {
+    /// The settings' budgets. Without the model's tokenizer (a remote server), tokens are only
+    /// estimated: the parts then shrink together to fit three quarters of the server's context
+    /// (what one of its slots holds) after the answer, so that an estimate that falls short
+    /// still fits.
+    fn fitting(settings: &Settings, context_size: u32, counted: bool) -> Budgets {
+        let wanted = Budgets {
+            prefix: settings.prefix_tokens as usize,
+            suffix: settings.suffix_tokens as usize,
+            extra: settings.extra_tokens as usize,
+        };
+        if counted || context_size == 0 {
+            return wanted;
+        }
+        let room = (context_size as usize * 3 / 4).saturating_sub(settings.max_tokens as usize).max(64);
+        let total = wanted.prefix + wanted.suffix + wanted.extra;
+        if total <= room {
+            return wanted;
+        }
+        let share = |part: usize| part * room / total;
+        Budgets { prefix: share(wanted.prefix), suffix: share(wanted.suffix), extra: share(wanted.extra) }
+    }
+}
+
 /// The suggestion, or the first lines of it, that leaves the fewest syntax errors (see
 /// [`syntax::Errors`]), with that count: a model that writes the missing block header and then
 /// runs on into the body that follows it is cut after the header.
@@ -460,6 +493,23 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(heal_split(line), expected, "{line:?}");
         }
+    }
+
+    #[test]
+    fn estimated_prompts_shrink_to_fit_a_remote_slot() {
+        let settings = Settings::default();
+        let wanted = Budgets {
+            prefix: settings.prefix_tokens as usize,
+            suffix: settings.suffix_tokens as usize,
+            extra: settings.extra_tokens as usize,
+        };
+        assert_eq!(Budgets::fitting(&settings, 2048, true), wanted, "counted with the tokenizer");
+        assert_eq!(Budgets::fitting(&settings, 0, false), wanted, "no size known");
+        assert_eq!(Budgets::fitting(&settings, 32768, false), wanted, "room enough");
+        let small = Budgets::fitting(&settings, 2048, false);
+        let total = small.prefix + small.suffix + small.extra;
+        assert!(total + settings.max_tokens as usize <= 1536, "{small:?}");
+        assert!(small.prefix > small.extra && small.extra > small.suffix, "in proportion: {small:?}");
     }
 
     #[test]
