@@ -9,6 +9,7 @@ use ropey::Rope;
 use tree_sitter::Tree;
 
 use crate::syntax::indent_width;
+use crate::syntax::lexicon::Lexicon;
 
 /// How much to suggest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +67,8 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
     let line_text = line_text.trim_end_matches(['\n', '\r']);
     let split = (cursor - line_start).min(line_text.len());
     let (line_before, line_after) = line_text.split_at(split);
-    let (block_indent, (indentation, retry_indentation)) = block_indent(text, line, line_before, line_after);
+    let lexicon = crate::syntax::lexicon::of_tree(tree);
+    let (block_indent, (indentation, retry_indentation)) = block_indent(text, line, line_before, line_after, lexicon);
     let decision = |scope, reason| Decision {
         scope,
         reason,
@@ -118,25 +120,28 @@ fn leading_whitespace(line: &str) -> &str {
 /// empty line it is the larger of what was typed and the indentation of the code around, since
 /// editors often leave the cursor at column 0 of an empty line inside a body. Second: the
 /// [`Decision::indentation`] and [`Decision::retry_indentation`].
-fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -> (usize, (String, String)) {
+fn block_indent(
+    text: &Rope,
+    line: usize,
+    line_before: &str,
+    line_after: &str,
+    lexicon: &Lexicon,
+) -> (usize, (String, String)) {
+    let opens = |l: &str| lexicon.opens_body(l);
     if !line_before.trim().is_empty() {
         let own = indent_width(line_before);
-        let opens = line_before.trim_end().ends_with([':', '{', '(', '[']) && line_after.trim().is_empty();
+        let opens = opens(line_before) && line_after.trim().is_empty();
         return (own + usize::from(opens), Default::default());
     }
     let typed = indent_width(line_before);
     let previous = (0..line).rev().map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
     let next = (line + 1..text.len_lines()).map(|l| text.line(l).to_string()).find(|l| !l.trim().is_empty());
-    let opens = |l: &str| l.trim_end().ends_with([':', '{', '(', '[']);
     // The code below stays where it is: the block may end at its depth, not below it. A closing
     // bracket line closes a block whose lines are deeper than it. After a line that opens a body,
     // the block only goes back to that line's depth for more clauses of the same statement when
     // the code below is one (HumanEval/81: `elif` clauses before the `elif` below); an `else:`
     // before a plain statement below is the model running on (HumanEval/46).
-    let clause = |n: &str| {
-        let word = n.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default();
-        ["elif", "else", "except", "finally", "case"].contains(&word)
-    };
+    let clause = |n: &str| lexicon.starts_with_word(n, lexicon.clause_words);
     let below = |n: &str| indent_width(n) + usize::from(n.trim_start().starts_with([')', ']', '}']));
     let above = |p: &str| if opens(p) { indent_width(p) + 1 } else { indent_width(p) };
     let context = match (&previous, &next) {
@@ -144,7 +149,7 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
         (Some(p), Some(n)) => above(p).min(below(n)),
         // Nothing below: the rest of the enclosing definition is the hole's (HumanEval/96: after
         // the inner loop, the outer loop's and the function's last lines).
-        (Some(p), None) => enclosing_body(text, line, indent_width(p)).unwrap_or_else(|| above(p)),
+        (Some(p), None) => enclosing_body(text, line, indent_width(p), lexicon).unwrap_or_else(|| above(p)),
         (None, Some(n)) => below(n),
         (None, None) => 0,
     };
@@ -154,7 +159,7 @@ fn block_indent(text: &Rope, line: usize, line_before: &str, line_after: &str) -
         // A body's first line: one step deeper than its header (code deeper still below is the
         // body of a header the hole holds, HumanEval/18).
         (Some(p), _) if opens(p) => {
-            let body = whitespace(p) + &indent_step(text, line);
+            let body = whitespace(p) + &indent_step(text, line, lexicon);
             (body.clone(), body)
         }
         (Some(p), Some(n)) if indent_width(p) == indent_width(n) => (String::new(), whitespace(n)),
@@ -173,11 +178,13 @@ fn code_above(text: &Rope, line: usize) -> impl Iterator<Item = String> + '_ {
 
 /// One level of indentation in the file: how much deeper than a line that opens a body the
 /// body's first line is, found above `line` (4 spaces if none is; docstring lines do not count).
-fn indent_step(text: &Rope, line: usize) -> String {
+fn indent_step(text: &Rope, line: usize, lexicon: &Lexicon) -> String {
     let mut deeper: Option<String> = None;
     for l in code_above(text, line) {
         let own = leading_whitespace(&l);
-        let opens = l.trim_end().ends_with([':', '{']);
+        // Brackets left open are continuation lines, aligned as their author likes: not a step.
+        let code = lexicon.code(&l);
+        let opens = code.ends_with(lexicon.body_openers) || code.ends_with('{');
         if let Some(body) = deeper.as_deref().filter(|body| opens && body.len() > own.len() && body.starts_with(own)) {
             return body[own.len()..].to_owned();
         }
@@ -187,11 +194,10 @@ fn indent_step(text: &Rope, line: usize) -> String {
 }
 
 /// The depth a block may return to below `line` when no code follows: one more than the
-/// enclosing `def` or `class` (less deep than `depth`), if there is one.
-fn enclosing_body(text: &Rope, line: usize, depth: usize) -> Option<usize> {
+/// enclosing definition (`def`, `class`, `fn`, `impl`, …; less deep than `depth`), if there is one.
+fn enclosing_body(text: &Rope, line: usize, depth: usize, lexicon: &Lexicon) -> Option<usize> {
     code_above(text, line).find_map(|l| {
-        let code = l.trim_start();
-        let definition = ["def ", "async def ", "class "].iter().any(|k| code.starts_with(k));
+        let definition = lexicon.starts_with_word(&l, lexicon.definition_words);
         (definition && indent_width(&l) < depth).then(|| indent_width(&l) + 1)
     })
 }
@@ -295,6 +301,9 @@ mod tests {
         check_indentation(PY, "if a:\n$0\n        y = 2\n", "    ", "    ");
         check_indentation(RS, "fn main() {\n\tlet x = 1;\n\tif x {\n$0\n}\n", "\t\t", "\t\t");
         check_indentation(RS, "fn main() {\n  let x = 1;\n  if x {\n$0\n}\n", "    ", "    ");
+        // Rust's lifetimes are not quotes, and a trailing comment does not hide the opener.
+        check_indentation(RS, "fn f<'a>(x: &'a str) -> &'a str {  // borrow\n$0\n}\n", "    ", "    ");
+        check_indentation(PY, "for c in s:  # each\n$0\n", "    ", "    ");
         // The step is a body's depth below its header, not a docstring's (HumanEval/109).
         let doc = "def f(a):\n    \"\"\"Doc\n            indented text.\n    \"\"\"\n    if a:\n$0\n";
         check_indentation(PY, doc, eight, eight);

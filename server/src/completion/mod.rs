@@ -444,6 +444,7 @@ fn postprocess_context(snapshot: &Snapshot, decision: &Decision) -> postprocess:
         single_line: decision.scope == Scope::Line,
         block_indent: decision.block_indent,
         tabs,
+        lexicon: crate::syntax::lexicon::lexicon(&snapshot.language_id),
     }
 }
 

@@ -3,10 +3,12 @@
 //! backslash continuation open. The syntax check counts breaches of it next to ERROR nodes.
 
 use crate::syntax::indent_width;
+use crate::syntax::lexicon::{lexicon, Lexicon};
 
 /// Counts the lines indented deeper than the code line before them without a reason to be.
 /// Lines inside triple-quoted strings and brackets are continuation lines and do not count.
 pub fn unexpected_indents<'a>(lines: impl IntoIterator<Item = &'a str>) -> usize {
+    let python: &Lexicon = lexicon("python");
     let mut count = 0;
     let mut depth: usize = 0;
     let mut in_docstring = false;
@@ -19,7 +21,7 @@ pub fn unexpected_indents<'a>(lines: impl IntoIterator<Item = &'a str>) -> usize
             in_docstring = triple_quotes % 2 == 0;
             continue;
         }
-        if code.is_empty() || code.starts_with('#') {
+        if python.is_comment(code) {
             continue;
         }
         let indent = indent_width(line);
@@ -28,9 +30,9 @@ pub fn unexpected_indents<'a>(lines: impl IntoIterator<Item = &'a str>) -> usize
                 count += 1;
             }
         }
-        let code = strip_comment(code);
+        let code = python.code(code);
         let continues = depth > 0;
-        depth = (depth as isize + bracket_delta(code)).max(0) as usize;
+        depth = (depth as isize + python.bracket_balance(code) as isize).max(0) as usize;
         if !continues {
             let opens = code.ends_with(':') || code.ends_with('\\') || depth > 0;
             previous = Some((indent, opens));
@@ -38,36 +40,6 @@ pub fn unexpected_indents<'a>(lines: impl IntoIterator<Item = &'a str>) -> usize
         in_docstring = triple_quotes % 2 == 1;
     }
     count
-}
-
-/// The line without a trailing `#` comment (outside string literals), trimmed.
-fn strip_comment(code: &str) -> &str {
-    let mut quote = None;
-    for (at, c) in code.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, '#') => return code[..at].trim_end(),
-            _ => {}
-        }
-    }
-    code
-}
-
-/// Brackets opened minus brackets closed, outside string literals.
-fn bracket_delta(code: &str) -> isize {
-    let mut quote = None;
-    let mut delta = 0;
-    for c in code.chars() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, '(' | '[' | '{') => delta += 1,
-            (None, ')' | ']' | '}') => delta -= 1,
-            _ => {}
-        }
-    }
-    delta
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod layout;
 pub mod syntax;
 
 use crate::syntax::indent_width;
+use crate::syntax::lexicon::Lexicon;
 
 /// What the rules need to know about the cursor's surroundings.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,8 @@ pub struct Context {
     pub block_indent: usize,
     /// The file indents with tabs.
     pub tabs: bool,
+    /// The language's comment, string and block facts.
+    pub lexicon: &'static Lexicon,
 }
 
 /// Applies every rule, in order.
@@ -43,7 +46,7 @@ pub fn clean(candidate: &str, context: &Context) -> String {
     // Closers alone after the cursor (auto-inserted) are replaced by the suggestion instead, when
     // it supplies them itself; see `completion::finish`.
     if !closers_only(&context.line_after) {
-        text = trim_line_suffix(&text, &context.line_after);
+        text = trim_line_suffix(&text, &context.line_after, context.lexicon);
     }
     text = normalize_indentation(&text, context.tabs);
     trim_trailing_blank(&text)
@@ -126,6 +129,7 @@ pub fn cut_after_missing_header(text: &str, context: &Context) -> Option<usize> 
         .chain(context.above.iter().rev())
         .find(|l| !l.trim().is_empty())
         .map_or("", String::as_str);
+    let opens_block = |line: &str| context.lexicon.opens_block(line);
     if indent_width(above) >= body_indent || opens_block(above) {
         return None;
     }
@@ -154,13 +158,7 @@ fn similar_words(a: &str, b: &str) -> bool {
     !b.is_empty() && 2 * b.iter().filter(|w| a.contains(w)).count() >= b.len()
 }
 
-/// Whether a line ends with `:` or an opening bracket (a Python block header, a continued line).
-fn opens_block(line: &str) -> bool {
-    let code = line.split(" #").next().unwrap_or_default().trim_end();
-    code.ends_with([':', '(', '[', '{', ',', '\\'])
-}
-
-/// Drops a last line that ends its block (`return`, `raise`, `break`, `continue`) when code at
+/// Drops a last line that ends its block (`return`, `break`, the language's exit words) when code at
 /// the same depth follows it below the cursor: that code would be unreachable, so the line is
 /// a variant of the code below, not the missing piece (HumanEval/19: the model closed the dict
 /// and then wrote its own version of the `return` that follows).
@@ -176,14 +174,9 @@ pub fn drop_unreachable_tail(text: &str, context: &Context) -> String {
         return text.to_owned();
     }
     let whole = if first_line { format!("{}{last}", context.line_before) } else { last.to_owned() };
-    let word = whole.split_whitespace().next().unwrap_or_default();
-    let ends_block = ["return", "raise", "break", "continue"]
-        .iter()
-        .any(|k| word == *k || word.strip_prefix(k).is_some_and(|rest| rest.starts_with([';', '('])));
-    let next = context.below.iter().map(|l| l.trim_end()).find(|l| {
-        let code = l.trim_start();
-        !code.is_empty() && !code.starts_with('#') && !code.starts_with("//")
-    });
+    let lexicon = context.lexicon;
+    let ends_block = lexicon.starts_with_word(&whole, lexicon.exit_words);
+    let next = context.below.iter().map(|l| l.trim_end()).find(|l| !lexicon.is_comment(l));
     let unreachable = next.is_some_and(|next| indent_width(next) == indent_width(&whole));
     if !ends_block || !unreachable || !context.line_after.trim().is_empty() {
         return text.to_owned();
@@ -236,7 +229,8 @@ pub fn cut_at_dedent(text: &str, context: &Context) -> Option<usize> {
     if limit == 0 {
         return None;
     }
-    let mut depth = bracket_balance(&context.line_before).max(0);
+    let balance = |line: &str| context.lexicon.bracket_balance(line);
+    let mut depth = balance(&context.line_before).max(0);
     // The cursor's own line (or the first line with code on an empty one) is the block's first.
     let mut seen_code = !context.line_before.trim().is_empty();
     // A `try:` body ends with its `except` or `finally` at the `try`'s depth (HumanEval/105).
@@ -258,7 +252,7 @@ pub fn cut_at_dedent(text: &str, context: &Context) -> Option<usize> {
             return Some(start.saturating_sub(1));
         }
         seen_code |= !blank;
-        depth += bracket_balance(line);
+        depth += balance(line);
     }
     None
 }
@@ -283,19 +277,19 @@ pub fn cut_at_repetition(text: &str, _context: &Context) -> Option<usize> {
 
 /// Drops the end of a one-line candidate that repeats what follows the cursor on its line, such
 /// as a closing bracket the editor inserted.
-pub fn trim_line_suffix(candidate: &str, line_after: &str) -> String {
+pub fn trim_line_suffix(candidate: &str, line_after: &str, lexicon: &Lexicon) -> String {
     let suffix = line_after.trim_end();
     if suffix.is_empty() {
         return candidate.to_owned();
     }
     let (first, rest) = candidate.split_once('\n').map_or((candidate, None), |(a, b)| (a, Some(b)));
     let trimmed_first = first.trim_end();
-    let closes_own = suffix.contains([')', ']', '}']) && bracket_balance(trimmed_first) >= 0;
+    let closes_own = suffix.contains([')', ']', '}']) && lexicon.bracket_balance(trimmed_first) >= 0;
     let first = match trimmed_first.strip_suffix(suffix) {
         // The candidate's closers match its own openers: they are not a repeat of the suffix.
         Some(_) if closes_own => trimmed_first.to_owned(),
         Some(kept) => kept.to_owned(),
-        None => strip_balanced_closers(trimmed_first, suffix),
+        None => strip_balanced_closers(trimmed_first, suffix, lexicon),
     };
     match rest {
         Some(rest) => format!("{first}\n{rest}"),
@@ -305,11 +299,11 @@ pub fn trim_line_suffix(candidate: &str, line_after: &str) -> String {
 
 /// Removes closing brackets at the end of `line` that it does not open itself, when the text
 /// after the cursor already starts with them.
-fn strip_balanced_closers(line: &str, after: &str) -> String {
+fn strip_balanced_closers(line: &str, after: &str, lexicon: &Lexicon) -> String {
     let mut kept = line.to_owned();
     let mut after = after.trim_start().chars().peekable();
     while let Some(&closer) = after.peek() {
-        if !")]}".contains(closer) || !kept.ends_with(closer) || bracket_balance(&kept) >= 0 {
+        if !")]}".contains(closer) || !kept.ends_with(closer) || lexicon.bracket_balance(&kept) >= 0 {
             break;
         }
         kept.pop();
@@ -322,34 +316,6 @@ fn strip_balanced_closers(line: &str, after: &str) -> String {
 pub fn closers_only(line_after: &str) -> bool {
     let tail = line_after.trim();
     !tail.is_empty() && tail.chars().all(|c| ")]}\"'`".contains(c))
-}
-
-/// Openers minus closers, ignoring brackets inside string literals.
-pub fn bracket_balance(line: &str) -> i32 {
-    let mut balance = 0;
-    let mut quote = None;
-    let mut escaped = false;
-    for c in line.chars() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '"' | '\'' | '`' => quote = Some(c),
-                '(' | '[' | '{' => balance += 1,
-                ')' | ']' | '}' => balance -= 1,
-                '#' => break,
-                _ => {}
-            },
-        }
-    }
-    balance
 }
 
 /// Re-indents with the file's own unit: tabs in a tab-indented file, spaces otherwise.

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use ropey::Rope;
 use tree_sitter::{InputEdit, Parser, Point, Tree};
 
+pub mod lexicon;
 pub mod queries;
 
 /// Buffers larger than this are kept as text only: parsing them would stall the editor for a
