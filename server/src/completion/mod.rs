@@ -16,7 +16,8 @@ use parking_lot::Mutex;
 
 use crate::config::{Sampling, Settings};
 use crate::documents::Snapshot;
-use crate::engine::{first_word, CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, Tokenizer, BLANK};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, Tokenizer};
+use crate::postprocess::first_word;
 use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
 use crate::prompt::{self, template, Counter, Estimate, Mode, Parts};
@@ -261,16 +262,20 @@ async fn run(
     };
     let mut ranked: Vec<(usize, Suggestion)> = Vec::new();
     let mut avoid: Vec<String> = Vec::new();
+    let mut needs_content = false;
     for attempt in 0..attempts {
         if attempt > 0 && other_words {
             job.avoid = avoid.clone();
+            job.needs_content = needs_content;
             if healed.is_empty() {
                 job.required_prefix = decision.retry_indentation.clone();
             }
         } else if attempt > 0 {
             job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
         }
-        let variant = |required: &str| format!("{max_tokens}/{:?}/{required:?}/{:?}", job.sampling, job.avoid);
+        let variant = |required: &str| {
+            format!("{max_tokens}/{:?}/{required:?}/{:?}/{}", job.sampling, job.avoid, job.needs_content)
+        };
         let key = cache::key(&job.prompt, &variant(&job.required_prefix));
         // An output made without typed indentation (a speculation, see `speculate`) serves
         // any indentation it begins with: the prompt is the same, since healing leaves
@@ -303,7 +308,7 @@ async fn run(
         match word {
             Some(word) => avoid.push(word.to_owned()),
             // A blank answer: the alternative must have content.
-            None if other_words && !avoid.iter().any(|w| w == BLANK) => avoid.push(BLANK.to_owned()),
+            None if other_words && !needs_content => needs_content = true,
             None if other_words => break,
             None => {}
         }

@@ -26,6 +26,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
+use super::constrain;
 use super::generation::Generation;
 use super::worker::{self, Backend, Shared, Step};
 use super::{
@@ -499,10 +500,9 @@ pub(crate) struct Running {
     started: Instant,
     prompt_done: Option<Instant>,
     first_step: bool,
-    /// Bytes the output must still start with.
-    required: Vec<u8>,
-    /// A token of blanks used up the required indentation: the next token starts with code.
-    content_next: bool,
+    /// What the job's first tokens must be, and how far they are.
+    rules: constrain::Rules,
+    progress: constrain::Progress,
 }
 
 impl<'m> Session<'m> {
@@ -677,113 +677,15 @@ impl<'m> Session<'m> {
 }
 
 impl Session<'_> {
-    /// While the output must still start with some text, the most likely token consistent with
-    /// it (its text a prefix of what is required, or the other way round).
+    /// The token the job's requirements decide, if they do (see `constrain`).
     fn constrained(&self, running: &mut Running, index: i32) -> Option<LlamaToken> {
-        if running.required.is_empty() {
-            return None;
-        }
-        let logits = self.ctx.get_logits_ith(index);
-        if let Some((t, whole)) = self.indentation(&running.required, logits) {
-            running.required.drain(..self.pieces[t].len());
-            running.content_next = whole;
-            return Some(LlamaToken(t as i32));
-        }
-        let required = &running.required;
-        let avoid = &running.job.avoid;
-        // Avoided words apply to what a token adds after required whitespace.
-        let avoiding = !avoid.is_empty()
-            && running.generation.text().bytes().chain(required.iter().copied()).all(|b| b.is_ascii_whitespace());
-        let best = self.best_where(logits, |_, piece| {
-            // Required indentation is exactly that deep: what follows it is not more of it.
-            let overshoot = piece.get(required.len()).is_some_and(|b| *b == b' ' || *b == b'\t')
-                && required.last().is_some_and(|b| *b == b' ' || *b == b'\t');
-            // A required space ends with the word after it (" x" after "return"): a token of
-            // blanks alone that uses it up is not how the text was written, and the model, taking
-            // it, goes on writing blanks.
-            let blank_end = required.last() == Some(&b' ')
-                && piece.len() >= required.len()
-                && piece.iter().all(u8::is_ascii_whitespace);
-            let avoided = avoiding
-                && piece.len() > required.len()
-                && super::avoided(piece[required.len()..].trim_ascii_start(), avoid);
-            !piece.is_empty()
-                && !blank_end
-                && (required.starts_with(piece) || (piece.starts_with(required) && !overshoot && !avoided))
-        });
-        match best {
-            Some(t) => {
-                let used = self.pieces[t].len().min(running.required.len());
-                running.required.drain(..used);
-                Some(LlamaToken(t as i32))
-            }
-            None => {
-                running.required.clear();
-                None
-            }
-        }
-    }
-
-    /// Required indentation is written as the tokenizer writes text, whatever the model would
-    /// like (it often prefers a shallower depth): all of it in one token of blanks, then code
-    /// (twelve spaces, then "5"), or all but a last space, then a word with its space (eleven
-    /// spaces, then " letter"), whichever the model finds likelier; longer runs take the longest
-    /// token first. Choosing the likeliest prefix of the blanks instead (three spaces, then more)
-    /// walks an unnatural path, and the model then writes nonsense such as `]`. The second value
-    /// says whether the token uses up the requirement.
-    fn indentation(&self, required: &[u8], logits: &[f32]) -> Option<(usize, bool)> {
-        let blank = |b: &u8| *b == b' ' || *b == b'\t';
-        if required.len() < 2 || !required.iter().all(blank) {
-            return None;
-        }
-        let runs = self.pieces.iter().enumerate().filter(|(_, p)| !p.is_empty() && required.starts_with(p));
-        let mut whole = None;
-        let mut part: Option<usize> = None;
-        for (t, piece) in runs {
-            if piece.len() == required.len() {
-                whole = Some(t);
-            } else if part.is_none_or(|best| self.pieces[best].len() < piece.len()) {
-                part = Some(t);
-            }
-        }
-        let ends_with_space = required.last() == Some(&b' ');
-        let part_fits = part.is_some_and(|t| !ends_with_space || self.pieces[t].len() + 1 == required.len());
-        match (whole, part) {
-            (Some(w), Some(p)) if part_fits => Some(if logits[w] >= logits[p] { (w, true) } else { (p, false) }),
-            (Some(w), _) => Some((w, true)),
-            (None, Some(p)) => Some((p, false)),
-            (None, None) => None,
-        }
-    }
-
-    /// The most likely token that does not begin one of the words the job avoids, while the
-    /// output has no content yet; `None` when the sampler may choose freely.
-    fn avoiding(&self, running: &Running, index: i32) -> Option<LlamaToken> {
-        if (running.job.avoid.is_empty() && !running.content_next)
-            || !running.required.is_empty()
-            || running.generation.text().bytes().any(|b| !b.is_ascii_whitespace())
-        {
-            return None;
-        }
-        let blank = running.job.avoid.iter().any(|word| word == super::BLANK);
         let vocab = self.model.vocab();
-        let best = self.best_where(self.ctx.get_logits_ith(index), |t, piece| {
-            let eog = vocab.is_eog(LlamaToken(t as i32));
-            let ends_blank = blank && (piece.contains(&b'\n') || eog);
-            let code = !running.content_next || piece.first().is_some_and(|b| !b.is_ascii_whitespace()) && !eog;
-            code && !ends_blank && !super::avoided(piece.trim_ascii_start(), &running.job.avoid)
-        })?;
-        Some(LlamaToken(best as i32))
-    }
-
-    /// The most likely token whose piece `allowed` accepts (given the token and its text).
-    fn best_where(&self, logits: &[f32], allowed: impl Fn(usize, &[u8]) -> bool) -> Option<usize> {
-        logits
-            .iter()
-            .enumerate()
-            .filter(|(t, _)| allowed(*t, self.pieces.get(*t).map_or(&[][..], Vec::as_slice)))
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(t, _)| t)
+        let eog = |t: usize| vocab.is_eog(LlamaToken(t as i32));
+        let vocabulary = constrain::Vocabulary { pieces: &self.pieces, eog: &eog };
+        let blank_so_far = running.generation.text().bytes().all(|b| b.is_ascii_whitespace());
+        let logits = self.ctx.get_logits_ith(index);
+        constrain::next_token(&vocabulary, logits, &running.rules, &mut running.progress, blank_so_far)
+            .map(|t| LlamaToken(t as i32))
     }
 }
 
@@ -846,6 +748,7 @@ impl Backend for Session<'_> {
         }
         self.next_id += 1;
         let job_required = job.required_prefix.as_bytes().to_vec();
+        let rules = constrain::Rules { avoid: job.avoid.clone(), needs_content: job.needs_content };
         let slot = if job.priority == Priority::Background { 1 } else { 0 };
         let stats = Stats { prompt_tokens: tokens.len(), trimmed_tokens: trimmed, ..Stats::default() };
         if trimmed > 0 {
@@ -864,8 +767,8 @@ impl Backend for Session<'_> {
             started: Instant::now(),
             prompt_done: None,
             first_step: true,
-            required: job_required,
-            content_next: false,
+            rules,
+            progress: constrain::Progress { required: job_required, content_next: false },
         })
     }
 
@@ -894,7 +797,7 @@ impl Backend for Session<'_> {
             }
         }
         let Some((_, index)) = self.logits.take() else { return Step::Continue };
-        let token = match self.constrained(running, index).or_else(|| self.avoiding(running, index)) {
+        let token = match self.constrained(running, index) {
             Some(token) => token,
             None => running.sampler.sample(&self.ctx, index),
         };

@@ -11,6 +11,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch};
 
+mod constrain;
 mod generation;
 mod llama;
 mod queue;
@@ -95,10 +96,13 @@ pub struct Job {
     /// The output must start with this text (token healing): the first tokens are the most
     /// likely ones consistent with it, whatever their boundaries.
     pub required_prefix: String,
-    /// Alternatives to earlier outputs: the output's first word (see [`first_word`]) must not
-    /// be, start or be started by any of these, so that it begins differently. [`BLANK`] among
-    /// them rules out a line break or the end of the text before the output has content.
+    /// Alternatives to earlier outputs: the output's first word (see
+    /// [`crate::postprocess::first_word`]) must not be, start or be started by any of these, so
+    /// that it begins differently.
     pub avoid: Vec<String>,
+    /// An alternative to an output that was blank: no line break and no end of text before the
+    /// output has content.
+    pub needs_content: bool,
     pub budget: Budget,
     pub sampling: Sampling,
     /// The document the job is for, if any: a remote llama-server keeps each document's prompt
@@ -117,31 +121,12 @@ impl Job {
             stop_check: None,
             required_prefix: String::new(),
             avoid: Vec::new(),
+            needs_content: false,
             budget: Budget::for_priority(priority),
             sampling: Sampling::default(),
             document: None,
         }
     }
-}
-
-/// The first word of a text after its leading whitespace: a run of letters, digits and `_`, or
-/// else its first character. `None` for blank text.
-pub fn first_word(text: &str) -> Option<&str> {
-    let content = text.trim_start();
-    let first = content.chars().next()?;
-    let word = |c: char| c.is_alphanumeric() || c == '_';
-    let end = if word(first) { content.find(|c: char| !word(c)).unwrap_or(content.len()) } else { first.len_utf8() };
-    Some(&content[..end])
-}
-
-/// In [`Job::avoid`]: an alternative to an output that was blank.
-pub const BLANK: &str = "\n";
-
-/// Whether a piece of output that starts the first word (after whitespace) is ruled out by
-/// [`Job::avoid`]: it is a prefix of an avoided word or extends one.
-pub fn avoided(content: &[u8], avoid: &[String]) -> bool {
-    !content.is_empty()
-        && avoid.iter().any(|word| word.as_bytes().starts_with(content) || content.starts_with(word.as_bytes()))
 }
 
 /// Why generation ended.

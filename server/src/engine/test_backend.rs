@@ -122,7 +122,10 @@ impl Backend for TestBackend {
         // Alternatives (`Job::avoid`): a string literal first, then a number, then nothing.
         let answer = [format!("\"{cursor}:{hash:016x}\""), format!("0x{hash:x}")]
             .into_iter()
-            .find(|answer| !super::first_word(answer).is_some_and(|word| super::avoided(word.as_bytes(), &job.avoid)))
+            .find(|answer| {
+                let word = crate::postprocess::first_word(answer);
+                !word.is_some_and(|word| super::constrain::avoided(word.as_bytes(), &job.avoid))
+            })
             .map_or_else(String::new, |answer| format!("{}{answer}", job.required_prefix));
         let size = answer.len().div_ceil(self.tokens).max(1);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();

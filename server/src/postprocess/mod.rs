@@ -233,14 +233,14 @@ pub fn cut_at_dedent(text: &str, context: &Context) -> Option<usize> {
     let mut depth = balance(&context.line_before).max(0);
     // The cursor's own line (or the first line with code on an empty one) is the block's first.
     let mut seen_code = !context.line_before.trim().is_empty();
-    // A `try:` body ends with its `except` or `finally` at the `try`'s depth (HumanEval/105).
+    // A body whose statement needs a later clause (Python's `try:` and its `except`) ends with
+    // that clause at the statement's depth, not before it.
     let header = std::iter::once(&context.line_before)
         .chain(context.above.iter().rev())
         .find(|l| !l.trim().is_empty())
-        .filter(|l| l.trim() == "try:");
+        .map(|h| (indent_width(h), context.lexicon.clauses_needed(h)));
     let handler = |line: &str| {
-        let word = line.trim_start().split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default();
-        header.is_some_and(|h| indent_width(h) == indent_width(line)) && ["except", "finally"].contains(&word)
+        header.is_some_and(|(at, clauses)| at == indent_width(line) && context.lexicon.starts_with_word(line, clauses))
     };
     for (index, &(start, line)) in lines.iter().enumerate() {
         let blank = line.trim().is_empty();
@@ -310,6 +310,17 @@ fn strip_balanced_closers(line: &str, after: &str, lexicon: &Lexicon) -> String 
         after.next();
     }
     kept
+}
+
+/// The first word of a text after its leading whitespace: a run of letters, digits and `_`, or
+/// else its first character. `None` for blank text. Alternatives to a suggestion must begin with
+/// another first word.
+pub fn first_word(text: &str) -> Option<&str> {
+    let content = text.trim_start();
+    let first = content.chars().next()?;
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let end = if word(first) { content.find(|c: char| !word(c)).unwrap_or(content.len()) } else { first.len_utf8() };
+    Some(&content[..end])
 }
 
 /// Whether the text after the cursor is only closing brackets and quotes (as editors auto-insert).

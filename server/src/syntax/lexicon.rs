@@ -22,6 +22,9 @@ pub struct Lexicon {
     pub exit_words: &'static [&'static str],
     /// Words that start a definition whose body is a unit of its own (with what may precede them).
     pub definition_words: &'static [&'static str],
+    /// Statements whose body is not complete without a later clause at their depth (Python's
+    /// `try:` and its `except`/`finally`).
+    pub needs_clause: &'static [(&'static str, &'static [&'static str])],
 }
 
 const PYTHON: Lexicon = Lexicon {
@@ -33,6 +36,7 @@ const PYTHON: Lexicon = Lexicon {
     clause_words: &["elif", "else", "except", "finally", "case"],
     exit_words: &["return", "raise", "break", "continue"],
     definition_words: &["def", "async def", "class"],
+    needs_clause: &[("try", &["except", "finally"])],
 };
 
 const RUST: Lexicon = Lexicon {
@@ -59,6 +63,7 @@ const RUST: Lexicon = Lexicon {
         "mod",
         "pub mod",
     ],
+    needs_clause: &[],
 };
 
 /// Languages with braces and `//` comments, for everything else.
@@ -71,6 +76,7 @@ const C_LIKE: Lexicon = Lexicon {
     clause_words: &["else", "catch", "finally", "case", "default"],
     exit_words: &["return", "throw", "break", "continue"],
     definition_words: &["function", "class", "func", "def"],
+    needs_clause: &[("try", &["catch", "finally"])],
 };
 
 /// The lexicon of a parsed tree's language (the fallback without a tree).
@@ -140,6 +146,15 @@ impl Lexicon {
                     || next.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
             })
         })
+    }
+
+    /// The clauses that the statement `header` opens a body for and needs later, if any.
+    pub fn clauses_needed(&self, header: &str) -> &'static [&'static str] {
+        let wanted = self.needs_clause.iter().find(|(word, _)| self.starts_with_word(header, &[word]));
+        match wanted {
+            Some((_, clauses)) if self.opens_body(header) => clauses,
+            _ => &[],
+        }
     }
 
     /// Whether the line is only a comment (or blank).
@@ -234,6 +249,8 @@ mod tests {
         assert!(rust.starts_with_word("} else {", &["}"]));
         assert!(rust.starts_with_word("pub fn f() {", rust.definition_words));
         assert_eq!(rust.code("let x = 1; // one"), "let x = 1;");
+        assert_eq!(python.clauses_needed("    try:  # risky"), &["except", "finally"]);
+        assert!(python.clauses_needed("    try_it()").is_empty() && rust.clauses_needed("try {").is_empty());
         assert!(rust.is_comment("   // note") && python.is_comment("  # note") && !python.is_comment("x # y"));
     }
 }

@@ -19,8 +19,9 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
+use super::constrain::avoided;
 use super::generation::Generation;
-use super::{avoided, first_word, CancelToken, EngineError, Job, Output, State, Stats, StopReason};
+use super::{CancelToken, EngineError, Job, Output, State, Stats, StopReason};
 use crate::config::RemoteApi;
 use crate::models::ModelInfo;
 use crate::prompt::Special;
@@ -520,7 +521,7 @@ impl Remote {
         stats.generated_tokens = generation.tokens;
         let mut output = output(&job, &generation, stop, stats);
         let content = output.text.strip_prefix(job.required_prefix.as_str()).unwrap_or(&output.text);
-        if let Some(word) = first_word(content).filter(|_| !job.avoid.is_empty()) {
+        if let Some(word) = crate::postprocess::first_word(content).filter(|_| !job.avoid.is_empty()) {
             if avoided(word.as_bytes(), &job.avoid) {
                 tracing::debug!("a remote alternative began with an avoided word {word:?}: dropped");
                 output.text.clear();
