@@ -1,0 +1,399 @@
+//! The persistent llama.cpp context: KV slots that keep their tokens across jobs, prompts
+//! tokenized and trimmed to fit, and jobs run one step (a batch or a token) at a time.
+
+#![allow(clippy::disallowed_types, reason = "the llama.cpp backend touches llama.cpp")]
+
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::super::constrain;
+use super::super::generation::Generation;
+use super::super::worker::{Backend, Step};
+use super::super::{
+    CancelToken, EngineConfig, EngineError, Job, ModelInfo, Output, Priority, Prompt, Segment, Special, Stats,
+    StopReason,
+};
+use super::tokenizer::{describe, render_chat, special_token};
+
+/// Tokens decoded per batch: the granularity of cancellation and of yielding.
+const BATCH: usize = 512;
+/// Prompt tokens per step of background work: few, so that a completion that arrives (or the
+/// cancellation of this work) waits for at most this many tokens.
+const BACKGROUND_BATCH: usize = 64;
+/// Slots: interactive (and pre-warming), background. The context starts with the first only.
+const SLOTS: usize = 2;
+
+struct Slot {
+    seq: i32,
+    /// Tokens whose state is in this slot's KV cache, positions 0.. in order.
+    cached: Vec<LlamaToken>,
+}
+
+/// The persistent context and what its cache holds.
+pub(crate) struct Session<'m> {
+    backend: &'m LlamaBackend,
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    /// Slots the context has room for: 1 until background work first needs the second.
+    sequences: usize,
+    threads: u32,
+    batch: LlamaBatch<'static>,
+    slots: Vec<Slot>,
+    /// Tokens each slot can hold.
+    slot_size: usize,
+    /// The job whose logits the last decode left, and their index in that batch.
+    logits: Option<(u64, i32)>,
+    next_id: u64,
+    /// The text of every token, for constrained (healed) first tokens.
+    pieces: Vec<Vec<u8>>,
+    pub info: ModelInfo,
+}
+
+/// A job in progress.
+pub(crate) struct Running {
+    id: u64,
+    job: Job,
+    cancel: CancelToken,
+    slot: usize,
+    /// The prompt followed by the tokens generated so far.
+    tokens: Vec<LlamaToken>,
+    prompt_len: usize,
+    sampler: LlamaSampler,
+    /// What has been generated, with the stop rules applied.
+    generation: Generation,
+    stats: Stats,
+    started: Instant,
+    prompt_done: Option<Instant>,
+    first_step: bool,
+    /// What the job's first tokens must be, and how far they are.
+    rules: constrain::Rules,
+    progress: constrain::Progress,
+}
+
+impl<'m> Session<'m> {
+    pub(super) fn new(
+        backend: &'m LlamaBackend,
+        model: &'m LlamaModel,
+        config: &EngineConfig,
+    ) -> Result<Session<'m>, String> {
+        let threads = if config.threads == 0 { num_cpus::get_physical().max(1) as u32 } else { config.threads };
+        let slot_size = config.context_size as usize;
+        let ctx = new_context(backend, model, config.context_size, threads, 1)?;
+        let info = describe(model, config.context_size, threads);
+        let slots = (0..SLOTS).map(|seq| Slot { seq: seq as i32, cached: Vec::new() }).collect();
+        let vocab = model.vocab();
+        let pieces = (0..vocab.n_tokens()).map(|t| vocab.token_to_piece(LlamaToken(t), false, None)).collect();
+        Ok(Session {
+            backend,
+            model,
+            ctx,
+            sequences: 1,
+            threads,
+            batch: LlamaBatch::new(BATCH, 1),
+            slots,
+            slot_size,
+            logits: None,
+            next_id: 0,
+            pieces,
+            info,
+        })
+    }
+
+    /// Gives the context room for `slot`: the background slot is allocated the first time
+    /// background work needs it (it is off by default, and would double the KV memory). The
+    /// context is made anew with both slots, so the first slot's cache starts empty once.
+    fn make_room(&mut self, slot: usize) -> Result<(), EngineError> {
+        if slot < self.sequences {
+            return Ok(());
+        }
+        let size = self.slot_size as u32;
+        let ctx = new_context(self.backend, self.model, size, self.threads, SLOTS).map_err(EngineError::Failed)?;
+        tracing::info!("allocated the background slot ({size} tokens of KV cache)");
+        self.ctx = ctx;
+        self.sequences = SLOTS;
+        self.logits = None;
+        for slot in &mut self.slots {
+            slot.cached.clear();
+        }
+        Ok(())
+    }
+
+    /// Tokenizes and trims a prompt so that it and `max_tokens` fit one slot.
+    fn prompt_tokens(&self, job: &Job) -> Result<(Vec<LlamaToken>, usize), EngineError> {
+        let vocab = self.model.vocab();
+        let text = |s: &str| vocab.tokenize(s.as_bytes(), false, false);
+        let reserve = (job.max_tokens as usize).min(self.slot_size / 2);
+        let limit = self.slot_size.saturating_sub(reserve + 1).max(16);
+        let bos = if vocab.should_add_bos() { special_token(self.model, Special::Bos) } else { None };
+        match &job.prompt {
+            Prompt::Infill { prefix, suffix } => {
+                let (Some(pre), Some(suf), Some(mid)) = (
+                    special_token(self.model, Special::FimPrefix),
+                    special_token(self.model, Special::FimSuffix),
+                    special_token(self.model, Special::FimMiddle),
+                ) else {
+                    return Err(EngineError::Unsupported("the model has no fill-in-the-middle tokens".into()));
+                };
+                let (mut prefix, mut suffix) = (text(prefix), text(suffix));
+                let available = limit.saturating_sub(3 + usize::from(bos.is_some()));
+                let total = prefix.len() + suffix.len();
+                let trimmed = total.saturating_sub(available);
+                if trimmed > 0 {
+                    // Prefix and suffix share the room 3:1; either gets what the other leaves.
+                    let suffix_room = suffix.len().min((available / 4).max(available.saturating_sub(prefix.len())));
+                    let prefix_room = prefix.len().min(available - suffix_room);
+                    prefix.drain(..prefix.len() - prefix_room);
+                    suffix.truncate(suffix_room);
+                }
+                let mut tokens: Vec<LlamaToken> = bos.into_iter().collect();
+                tokens.push(pre);
+                tokens.extend(prefix);
+                tokens.push(suf);
+                tokens.extend(suffix);
+                tokens.push(mid);
+                Ok((tokens, trimmed))
+            }
+            Prompt::Segments(segments) => {
+                let mut tokens = Vec::new();
+                for segment in segments {
+                    match segment {
+                        Segment::Text(s) => tokens.extend(text(s)),
+                        Segment::Special(special) => {
+                            tokens.push(special_token(self.model, *special).ok_or_else(|| {
+                                EngineError::Unsupported(format!("the model has no {special:?} token"))
+                            })?)
+                        }
+                    }
+                }
+                Ok(trim_front(tokens, limit, 0))
+            }
+            Prompt::Chat { messages, answer_prefix } => {
+                let mut rendered = render_chat(self.model, messages).map_err(EngineError::Unsupported)?;
+                rendered.push_str(answer_prefix);
+                let mut tokens = vocab.tokenize(rendered.as_bytes(), false, true);
+                let keep = match bos {
+                    Some(bos) if tokens.first() != Some(&bos) => {
+                        tokens.insert(0, bos);
+                        1
+                    }
+                    Some(_) => 1,
+                    None => 0,
+                };
+                Ok(trim_front(tokens, limit, keep))
+            }
+        }
+    }
+
+    fn finish(&mut self, running: &mut Running, stop: StopReason) -> Step {
+        let now = Instant::now();
+        match running.prompt_done {
+            Some(done) => running.stats.generation_ms = now.duration_since(done).as_millis() as u64,
+            None => running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64,
+        }
+        running.stats.generated_tokens = running.generation.tokens;
+        let (text, generated) = running.generation.finish(&running.job, stop);
+        let stats = running.stats;
+        tracing::debug!(
+            "job {} {:?}: {} prompt tokens, {} reused, {} evaluated, {} trimmed, {} generated, prompt {} ms, generation {} ms",
+            running.id,
+            stop,
+            stats.prompt_tokens,
+            stats.reused_tokens,
+            stats.evaluated_tokens,
+            stats.trimmed_tokens,
+            stats.generated_tokens,
+            stats.prompt_ms,
+            stats.generation_ms
+        );
+        Step::Done(Ok(Output { text, generated, stop, stats }))
+    }
+
+    /// Decodes the next batch of tokens the slot's cache lacks, reusing the longest common prefix.
+    fn decode_next(&mut self, running: &mut Running) -> Result<(), EngineError> {
+        let slot = &mut self.slots[running.slot];
+        let common = slot.cached.iter().zip(&running.tokens).take_while(|(a, b)| a == b).count();
+        // At least the last token is decoded again, to have its logits.
+        let keep = common.min(running.tokens.len() - 1);
+        if running.first_step {
+            running.first_step = false;
+            running.stats.reused_tokens = keep.min(running.prompt_len);
+        }
+        if keep < slot.cached.len() {
+            let removed = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), Some(keep as u32), None);
+            if !matches!(removed, Ok(true)) {
+                // A partial removal failed: start this slot afresh.
+                let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+                slot.cached.clear();
+                return Ok(());
+            }
+            slot.cached.truncate(keep);
+        }
+        let start = slot.cached.len();
+        let step = if running.job.priority == Priority::Interactive { BATCH } else { BACKGROUND_BATCH };
+        let end = (start + step).min(running.tokens.len());
+        self.batch.clear();
+        for (pos, &token) in running.tokens[start..end].iter().enumerate().map(|(i, t)| (start + i, t)) {
+            let last = pos + 1 == running.tokens.len();
+            self.batch.add(token, pos as i32, &[slot.seq], last).map_err(|err| EngineError::Failed(err.to_string()))?;
+        }
+        self.logits = None;
+        if let Err(err) = self.ctx.decode(&mut self.batch) {
+            // The cache may hold part of the batch now; forget this slot rather than guess.
+            let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+            slot.cached.clear();
+            return Err(EngineError::Failed(format!("llama.cpp decode failed: {err}")));
+        }
+        slot.cached.extend_from_slice(&running.tokens[start..end]);
+        running.stats.evaluated_tokens += end.min(running.prompt_len).saturating_sub(start.min(running.prompt_len));
+        if end == running.tokens.len() {
+            self.logits = Some((running.id, self.batch.n_tokens() - 1));
+        }
+        Ok(())
+    }
+}
+
+impl Session<'_> {
+    /// The token the job's requirements decide, if they do (see `constrain`).
+    fn constrained(&self, running: &mut Running, index: i32) -> Option<LlamaToken> {
+        let vocab = self.model.vocab();
+        let eog = |t: usize| vocab.is_eog(LlamaToken(t as i32));
+        let vocabulary = constrain::Vocabulary { pieces: &self.pieces, eog: &eog };
+        let blank_so_far = running.generation.text().bytes().all(|b| b.is_ascii_whitespace());
+        let logits = self.ctx.get_logits_ith(index);
+        constrain::next_token(&vocabulary, logits, &running.rules, &mut running.progress, blank_so_far)
+            .map(|t| LlamaToken(t as i32))
+    }
+}
+
+/// A context with `sequences` slots of `size` tokens each.
+fn new_context<'m>(
+    backend: &LlamaBackend,
+    model: &'m LlamaModel,
+    size: u32,
+    threads: u32,
+    sequences: usize,
+) -> Result<LlamaContext<'m>, String> {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(size.saturating_mul(sequences as u32)))
+        .with_n_batch(BATCH as u32)
+        .with_n_ubatch(BATCH as u32)
+        .with_n_seq_max(sequences as u32)
+        .with_kv_unified(false)
+        .with_n_threads(threads as i32)
+        .with_n_threads_batch(threads as i32)
+        .with_no_perf(false);
+    model.new_context(backend, params).map_err(|_| {
+        format!("cannot allocate a context of {size} tokens for this model (not enough memory?); lower `contextSize`")
+    })
+}
+
+fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
+    let excess = tokens.len().saturating_sub(limit);
+    if excess > 0 {
+        tokens.drain(keep..keep + excess);
+    }
+    (tokens, excess)
+}
+
+fn sampler(job: &Job) -> LlamaSampler {
+    let s = job.sampling;
+    if s.temperature <= 0.0 {
+        return LlamaSampler::greedy();
+    }
+    LlamaSampler::chain_simple([
+        LlamaSampler::top_k(s.top_k.max(1)),
+        LlamaSampler::top_p(s.top_p.clamp(0.01, 1.0), 1),
+        LlamaSampler::temp(s.temperature),
+        LlamaSampler::dist(s.seed),
+    ])
+}
+
+impl Backend for Session<'_> {
+    type Running = Running;
+
+    fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
+        let (tokens, trimmed) = self.prompt_tokens(&job)?;
+        if tokens.is_empty() {
+            return Err(EngineError::Failed("the prompt is empty".into()));
+        }
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let vocab = self.model.vocab();
+            let shown: Vec<u8> = tokens.iter().flat_map(|&t| vocab.token_to_piece(t, true, None)).collect();
+            tracing::trace!("prompt: {:?}", String::from_utf8_lossy(&shown));
+        }
+        self.next_id += 1;
+        let job_required = job.required_prefix.as_bytes().to_vec();
+        let rules = constrain::Rules { avoid: job.avoid.clone(), needs_content: job.needs_content };
+        let slot = if job.priority == Priority::Background { 1 } else { 0 };
+        self.make_room(slot)?;
+        let stats = Stats { prompt_tokens: tokens.len(), trimmed_tokens: trimmed, ..Stats::default() };
+        if trimmed > 0 {
+            tracing::info!("prompt trimmed by {trimmed} tokens to fit the context");
+        }
+        Ok(Running {
+            id: self.next_id,
+            sampler: sampler(&job),
+            job,
+            cancel,
+            slot,
+            prompt_len: tokens.len(),
+            tokens,
+            generation: Generation::default(),
+            stats,
+            started: Instant::now(),
+            prompt_done: None,
+            first_step: true,
+            rules,
+            progress: constrain::Progress { required: job_required, content_next: false },
+        })
+    }
+
+    fn step(&mut self, running: &mut Running) -> Step {
+        if running.cancel.is_cancelled() {
+            return self.finish(running, StopReason::Cancelled);
+        }
+        let have_logits = matches!(self.logits, Some((id, _)) if id == running.id);
+        if !have_logits {
+            if running.prompt_done.is_none() && running.started.elapsed() > running.job.budget.prompt {
+                return self.finish(running, StopReason::PromptBudget);
+            }
+            if let Err(err) = self.decode_next(running) {
+                return Step::Done(Err(err));
+            }
+            if running.prompt_done.is_none() && matches!(self.logits, Some((id, _)) if id == running.id) {
+                let now = Instant::now();
+                running.stats.prompt_ms = now.duration_since(running.started).as_millis() as u64;
+                running.prompt_done = Some(now);
+            }
+            return Step::Continue;
+        }
+        if let Some(done) = running.prompt_done {
+            if let Some(stop) = running.generation.over_time(&running.job, done, Instant::now()) {
+                return self.finish(running, stop);
+            }
+        }
+        let Some((_, index)) = self.logits.take() else { return Step::Continue };
+        let token = match self.constrained(running, index) {
+            Some(token) => token,
+            None => running.sampler.sample(&self.ctx, index),
+        };
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return self.finish(running, StopReason::EndOfText);
+        }
+        let piece = vocab.token_to_piece(token, false, None);
+        running.tokens.push(token);
+        if let Some(stop) = running.generation.push(&running.job, &piece, Instant::now()) {
+            return self.finish(running, stop);
+        }
+        Step::Continue
+    }
+}
