@@ -146,7 +146,8 @@ impl Completer {
     }
 }
 
-/// The model's part of the pipeline: prompt, engine (or output cache), post-processing, ranking.
+/// The model's part of the pipeline: plan the job, run its attempts (through the output cache),
+/// post-process each output, and rank the suggestions.
 async fn run(
     cache: &Mutex<cache::Cache>,
     engine: &Engine,
@@ -156,8 +157,53 @@ async fn run(
     priority: Priority,
     cancel: CancelToken,
 ) -> Result<Vec<Suggestion>, EngineError> {
+    let plan = plan(engine, settings, request, decision, priority).await?;
+    let (snapshot, cursor) = (&request.snapshot, request.cursor);
+    let mut ranking = Ranking::new(snapshot, cursor);
+    let mut alternatives = Alternatives::default();
+    for attempt in 0..plan.attempts {
+        let job = plan.attempt(attempt, &alternatives, settings, decision);
+        let (raw, generated) = output(cache, engine, &job, &plan.healed, &cancel).await?;
+        tracing::debug!("raw output: {raw:?}");
+        let Some(raw) = unheal(&raw, &plan.healed) else {
+            tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", plan.healed);
+            continue;
+        };
+        if !alternatives.learn(raw, &generated, &plan) {
+            break;
+        }
+        let Some(suggestion) = finish(snapshot, cursor, decision, &plan.rules, plan.mode, raw) else { continue };
+        if ranking.add(attempt, suggestion) && !request.alternatives {
+            break;
+        }
+    }
+    Ok(ranking.best(plan.wanted))
+}
+
+/// What a request asks of the model: the job of its first attempt, and how outputs become
+/// suggestions.
+struct Plan {
+    job: Job,
+    mode: Mode,
+    /// The cursor line's trailing whitespace and partial word, left to the model (token healing).
+    healed: String,
+    rules: postprocess::Context,
+    /// Jobs to try at most, and suggestions wanted.
+    attempts: usize,
+    wanted: usize,
+    /// Alternatives begin with another word (else they are sampled: the user is mid-word).
+    other_words: bool,
+}
+
+/// Builds the prompt (window and cross-file context, off the async threads) and the job.
+async fn plan(
+    engine: &Engine,
+    settings: &Settings,
+    request: &Request,
+    decision: &Decision,
+    priority: Priority,
+) -> Result<Plan, EngineError> {
     let snapshot = &request.snapshot;
-    let cursor = request.cursor;
     let model = match engine.state() {
         State::Ready { model, .. } => model,
         State::Loading { .. } => return Err(EngineError::NotReady),
@@ -218,7 +264,7 @@ async fn run(
     };
     let prompt = template::build(mode, &parts);
     let rules = postprocess_context(snapshot, decision);
-    let generation_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
+    let stop_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
     let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
     let mut job = Job::new(priority, prompt, max_tokens);
     if request.trigger == Trigger::Invoked && priority == Priority::Interactive {
@@ -231,26 +277,12 @@ async fn run(
     if mode == Mode::Instruct {
         job.stop = vec!["```".into()];
     }
-    let stop_rules = generation_rules;
     // What the user typed is required. An empty line at column 0 takes the indentation the code
     // around leaves no doubt about, as if typed (the engine writes it as the tokenizer would);
     // otherwise indentation the user has not typed is left to the model.
     job.required_prefix = if healed.is_empty() { decision.indentation.clone() } else { healed.to_owned() };
     job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
-
-    // When the cursor sits in broken syntax (a body whose header line is missing, a call
-    // without its arguments), candidates are ranked by the errors they leave: the greedy
-    // output is the first try, and alternatives that begin with another word follow it.
-    let errors = match (snapshot.language, &snapshot.tree) {
-        (Some(language), Some(tree)) => {
-            Some((language, tree, syntax::Errors::of(language, &snapshot.text, tree, cursor)))
-        }
-        _ => None,
-    };
-    let repairable = errors.as_ref().is_some_and(|(_, _, e)| e.repairable());
-    // Alternatives begin with another word, unless the user is mid-word: then they are sampled.
     let other_words = healed.trim().is_empty();
-    let wanted = if request.alternatives { 3 } else { 1 };
     // An automatic request tries another word when the first answer is dropped (it only
     // repeated the code below, say) or leaves the code broken.
     let attempts = if request.alternatives {
@@ -260,78 +292,132 @@ async fn run(
     } else {
         1
     };
-    let mut ranked: Vec<(usize, Suggestion)> = Vec::new();
-    let mut avoid: Vec<String> = Vec::new();
-    let mut needs_content = false;
-    for attempt in 0..attempts {
-        if attempt > 0 && other_words {
-            job.avoid = avoid.clone();
-            job.needs_content = needs_content;
-            if healed.is_empty() {
+    let wanted = if request.alternatives { 3 } else { 1 };
+    Ok(Plan { job, mode, healed: healed.to_owned(), rules, attempts, wanted, other_words })
+}
+
+impl Plan {
+    /// The job of attempt `attempt`: the first is greedy; later ones begin with another word
+    /// than the answers so far (at the indentation guessed for alternatives), or, when the user
+    /// is mid-word, are sampled.
+    fn attempt(&self, attempt: usize, alternatives: &Alternatives, settings: &Settings, decision: &Decision) -> Job {
+        let mut job = self.job.clone();
+        if attempt > 0 && self.other_words {
+            job.avoid = alternatives.avoid.clone();
+            job.needs_content = alternatives.needs_content;
+            if self.healed.is_empty() {
                 job.required_prefix = decision.retry_indentation.clone();
             }
         } else if attempt > 0 {
             job.sampling = Sampling { temperature: 0.7, seed: attempt as u32, ..settings.sampling };
         }
-        let variant = |required: &str| {
-            format!("{max_tokens}/{:?}/{required:?}/{:?}/{}", job.sampling, job.avoid, job.needs_content)
-        };
-        let key = cache::key(&job.prompt, &variant(&job.required_prefix));
-        // An output made without typed indentation (a speculation, see `speculate`) serves
-        // any indentation it begins with: the prompt is the same, since healing leaves
-        // trailing whitespace out of it.
-        let exact = cache.lock().output(key);
-        let cached = exact.or_else(|| {
-            let unindented = cache::key(&job.prompt, &variant(""));
-            let raw = cache.lock().output(unindented)?;
-            (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
-        });
-        let (raw, generated) = match cached {
-            Some(raw) => (raw, String::new()),
-            None => {
-                let output = engine.generate(job.clone(), cancel.clone()).await?;
-                if cancel.is_cancelled() {
-                    return Err(EngineError::Cancelled);
-                }
-                cache.lock().store_output(key, output.text.clone());
-                (output.text, output.generated)
-            }
-        };
-        tracing::debug!("raw output: {raw:?}");
-        let Some(raw) = unheal(&raw, healed) else {
-            tracing::debug!("the model did not continue the typed text {healed:?}: {raw:?}");
-            continue;
-        };
+        job
+    }
+}
+
+/// A job's output, from the output cache or the engine: the text after the stop rules, and
+/// everything generated.
+async fn output(
+    cache: &Mutex<cache::Cache>,
+    engine: &Engine,
+    job: &Job,
+    healed: &str,
+    cancel: &CancelToken,
+) -> Result<(String, String), EngineError> {
+    let variant = |required: &str| {
+        format!("{}/{:?}/{required:?}/{:?}/{}", job.max_tokens, job.sampling, job.avoid, job.needs_content)
+    };
+    let key = cache::key(&job.prompt, &variant(&job.required_prefix));
+    // An output made without typed indentation (a speculation, see `speculate`) serves any
+    // indentation it begins with: the prompt is the same, since healing leaves trailing
+    // whitespace out of it.
+    let exact = cache.lock().output(key);
+    let cached = exact.or_else(|| {
+        let unindented = cache::key(&job.prompt, &variant(""));
+        let raw = cache.lock().output(unindented)?;
+        (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
+    });
+    if let Some(raw) = cached {
+        return Ok((raw, String::new()));
+    }
+    let output = engine.generate(job.clone(), cancel.clone()).await?;
+    if cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    cache.lock().store_output(key, output.text.clone());
+    Ok((output.text, output.generated))
+}
+
+/// What alternatives must avoid: the first words of the answers so far, and a blank answer.
+#[derive(Default)]
+struct Alternatives {
+    avoid: Vec<String>,
+    needs_content: bool,
+}
+
+impl Alternatives {
+    /// Learns from an answer (after unhealing); false when no further attempt can differ.
+    fn learn(&mut self, raw: &str, generated: &str, plan: &Plan) -> bool {
         // A stop rule may have cut the whole answer (it began by repeating the next line): the
         // alternative avoids the word the model began with all the same.
-        let word = first_word(raw).or_else(|| unheal(&generated, healed).and_then(first_word));
+        let word = first_word(raw).or_else(|| unheal(generated, &plan.healed).and_then(first_word));
         match word {
-            Some(word) => avoid.push(word.to_owned()),
+            Some(word) => self.avoid.push(word.to_owned()),
             // A blank answer: the alternative must have content.
-            None if other_words && !needs_content => needs_content = true,
-            None if other_words => break,
+            None if plan.other_words && !self.needs_content => self.needs_content = true,
+            None if plan.other_words => return false,
             None => {}
         }
-        let Some(suggestion) = finish(snapshot, cursor, decision, &rules, mode, raw) else { continue };
-        let (left, suggestion) = match &errors {
-            Some((language, tree, found)) if repairable => {
-                let (left, suggestion) = least_broken(*language, snapshot, tree, suggestion);
+        true
+    }
+}
+
+/// Suggestions ranked by the syntax errors they leave. When the cursor sits in broken syntax (a
+/// body whose header line is missing, a call without its arguments), each candidate is cut to the
+/// lines that leave fewest errors, and the greedy output (the first) competes with alternatives
+/// that begin with another word.
+struct Ranking<'s> {
+    snapshot: &'s Snapshot,
+    errors: Option<(crate::syntax::Language, &'s tree_sitter::Tree, syntax::Errors)>,
+    ranked: Vec<(usize, Suggestion)>,
+}
+
+impl<'s> Ranking<'s> {
+    fn new(snapshot: &'s Snapshot, cursor: usize) -> Ranking<'s> {
+        let errors = match (snapshot.language, &snapshot.tree) {
+            (Some(language), Some(tree)) => {
+                Some((language, tree, syntax::Errors::of(language, &snapshot.text, tree, cursor)))
+            }
+            _ => None,
+        };
+        Ranking { snapshot, errors, ranked: Vec::new() }
+    }
+
+    /// Adds a candidate; true when it is good enough to stop trying others (nothing broken
+    /// needed repairing, or it repaired some).
+    fn add(&mut self, attempt: usize, suggestion: Suggestion) -> bool {
+        let (left, suggestion) = match &self.errors {
+            Some((language, tree, found)) if found.repairable() => {
+                let (left, suggestion) = least_broken(*language, self.snapshot, tree, suggestion);
                 tracing::debug!("candidate {attempt} leaves {left} of {} syntax errors", found.before);
                 (left, suggestion)
             }
             _ => (0, suggestion),
         };
-        if !ranked.iter().any(|(_, s)| s.text == suggestion.text) {
-            ranked.push((left, suggestion));
+        if !self.ranked.iter().any(|(_, s)| s.text == suggestion.text) {
+            self.ranked.push((left, suggestion));
         }
-        let repaired = errors.as_ref().is_some_and(|(_, _, found)| left < found.before);
-        if !request.alternatives && (!repairable || repaired) {
-            break;
+        match &self.errors {
+            Some((_, _, found)) if found.repairable() => left < found.before,
+            _ => true,
         }
     }
-    // Fewest errors first; the model's order among equals.
-    ranked.sort_by_key(|(left, _)| *left);
-    Ok(ranked.into_iter().take(wanted).map(|(_, s)| s).collect())
+
+    /// Fewest errors first; the model's order among equals.
+    fn best(mut self, wanted: usize) -> Vec<Suggestion> {
+        self.ranked.sort_by_key(|(left, _)| *left);
+        self.ranked.into_iter().take(wanted).map(|(_, s)| s).collect()
+    }
 }
 
 /// Token budgets of a prompt's parts.
