@@ -189,7 +189,7 @@ fn chat_prompts_run_remotely_through_both_apis() {
 }
 
 #[test]
-fn a_cancelled_request_frees_the_server_slot() {
+fn a_cancelled_request_leaves_the_real_server_idle() {
     let _turn = crate::harness::model_turn();
     let llama = LlamaServer::start(free_port());
     let mut server = lsp(&llama.url(), &["completion.maxTokens=2048", "context.prefixTokens=1500"], &[]);
@@ -205,7 +205,6 @@ fn a_cancelled_request_frees_the_server_slot() {
         std::thread::sleep(Duration::from_millis(5));
     }
     server.cancel(id);
-    server.wait_log("remote job Cancelled");
     let answer = server.response(id);
     assert!(
         answer.is_err() || answer.as_ref().is_ok_and(|r| r["items"].as_array().is_none_or(Vec::is_empty)),
@@ -326,6 +325,19 @@ fn answer(stream: TcpStream, script: &Script, seen: &Mutex<Vec<(String, String)>
             std::thread::sleep(TIMEOUT);
             return;
         };
+        if content_type == HOLD {
+            // An answer that streams forever (SSE comments, which clients skip) until the client
+            // closes the connection; then the close is recorded.
+            let head = format!("HTTP/1.1 {status} X\r\nContent-Type: text/event-stream\r\n\r\n{body}");
+            let mut writer = &stream;
+            let mut result = writer.write_all(head.as_bytes());
+            while result.is_ok() {
+                std::thread::sleep(Duration::from_millis(20));
+                result = writer.write_all(b": still working\n\n").and_then(|()| writer.flush());
+            }
+            seen.lock().unwrap().push((format!("closed {path}"), String::new()));
+            return;
+        }
         let response = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -335,6 +347,9 @@ fn answer(stream: TcpStream, script: &Script, seen: &Mutex<Vec<(String, String)>
         }
     }
 }
+
+/// The content type that makes the scripted server stream an endless answer.
+const HOLD: &str = "hold";
 
 /// `/props` of a llama-server whose model has no FIM tokens and no chat template.
 fn props() -> Option<(u16, &'static str, String)> {
@@ -389,4 +404,31 @@ fn server_errors_garbage_and_silence_are_errors_with_the_servers_words() {
         }
         server.shutdown();
     }
+}
+
+#[test]
+fn cancelling_a_request_closes_its_connection() {
+    let first = "data: {\"content\":\"x\",\"stop\":false}\n\n".to_owned();
+    let fake = Fake::serve(Box::new(move |_, path| match path {
+        "/props" => props(),
+        "/completion" => Some((200, HOLD, first.clone())),
+        _ => Some((404, "text/plain", String::new())),
+    }));
+    let mut server = lsp(&fake.url(), &[], &[]);
+    server.wait_ready();
+    server.open(URI, "python", ADD);
+    let id = server.send_inline(URI, 1, 11);
+    let deadline = Instant::now() + TIMEOUT;
+    while fake.count("/completion") == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the server\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.cancel(id);
+    let _ = server.response(id);
+    // The server sees the connection closed: it would stop generating.
+    while fake.count("closed /completion") == 0 {
+        assert!(Instant::now() < deadline, "the connection stayed open after the cancel\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.shutdown();
 }

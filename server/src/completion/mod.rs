@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::config::{Sampling, Settings};
 use crate::documents::Snapshot;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, Tokenizer};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, TokenCounter};
 use crate::postprocess::first_word;
 use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
@@ -48,16 +48,6 @@ pub struct Request {
     /// After a suggestion from the model is shown, work out the next one in the background (see
     /// [`speculate`]).
     pub speculate: bool,
-}
-
-/// Counts with the model's tokenizer.
-#[derive(Clone)]
-struct Tokens(Tokenizer);
-
-impl Counter for Tokens {
-    fn count(&self, text: &str) -> usize {
-        self.0.count(text)
-    }
 }
 
 /// Lines shorter than this are not worth a model call when they have no suggestion of their own.
@@ -210,16 +200,17 @@ async fn plan(
         State::Failed { message } => return Err(EngineError::Unavailable(message)),
     };
     let mode = template::choose(settings.fim_mode, &model);
-    let tokenizer = engine.tokenizer().map(Tokens);
+    let counter = engine.counter();
     let root = request.root.as_deref();
     // Cutting the window and gathering context tokenize much text and read imported files from
     // disk: that blocking work runs off the async threads.
-    let budgets = Budgets::fitting(settings, model.context_size, tokenizer.is_some());
+    let exact = counter.as_ref().is_some_and(TokenCounter::exact);
+    let budgets = Budgets::fitting(settings, model.context_size, exact);
     let (mut window, extras) = {
-        let (request, tokenizer) = (request.clone(), tokenizer.clone());
+        let request = request.clone();
         tokio::task::spawn_blocking(move || {
-            let counter: &dyn Counter = match &tokenizer {
-                Some(tokens) => tokens,
+            let counter: &dyn Counter = match &counter {
+                Some(counter) => counter,
                 None => &Estimate,
             };
             let snapshot = &request.snapshot;

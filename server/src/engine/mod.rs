@@ -24,10 +24,41 @@ use crate::config::{Sampling, Settings};
 use crate::models::FetchOptions;
 use crate::models::ModelInfo;
 pub use crate::models::ModelSpec;
-use crate::prompt::{ChatMessage, Prompt, Segment, Special};
+use crate::prompt::{ChatMessage, Counter, Prompt, Segment, Special};
 pub use llama::{probe_in_child, probe_model, set_probe_program, Tokenizer};
 pub use queue::Priority;
 pub use remote::{RemoteConfig, API_KEY_VARIABLE};
+
+/// Counts prompt tokens as the running model would: its own tokenizer, or a rule.
+#[derive(Clone)]
+pub enum TokenCounter {
+    /// The loaded model's tokenizer.
+    Model(Tokenizer),
+    /// A fixed rule of `bytes_per_token` (the test backend's deterministic "tokenizer").
+    Rule { bytes_per_token: usize },
+    /// An estimate of `chars_per_token` (a remote server's model, calibrated on its tokenizer
+    /// where the server has one): prompts built with it leave room to spare.
+    Estimate { chars_per_token: f32 },
+}
+
+impl TokenCounter {
+    /// Whether counts are the model's own (prompts then need no room to spare).
+    pub fn exact(&self) -> bool {
+        !matches!(self, TokenCounter::Estimate { .. })
+    }
+}
+
+impl Counter for TokenCounter {
+    fn count(&self, text: &str) -> usize {
+        match self {
+            TokenCounter::Model(tokenizer) => tokenizer.count(text),
+            TokenCounter::Rule { bytes_per_token } => text.len().div_ceil((*bytes_per_token).max(1)),
+            TokenCounter::Estimate { chars_per_token } => {
+                (text.chars().count() as f32 / chars_per_token.max(1.0)).ceil() as usize
+            }
+        }
+    }
+}
 
 /// Time limits of one job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,7 +322,8 @@ struct Inner {
     /// Becomes true when the worker thread has ended and freed the model.
     exited: watch::Receiver<bool>,
     counters: Arc<Counters>,
-    tokenizer: Arc<RwLock<Option<Tokenizer>>>,
+    /// The model's token counter, once it is loaded.
+    counter: Arc<RwLock<Option<TokenCounter>>>,
 }
 
 impl Drop for Inner {
@@ -360,25 +392,25 @@ impl Engine {
         let queue = Arc::new(queue::Queue::default());
         queue.close();
         let remote = Some(remote::Remote::start(remote, state_tx, exited_tx));
-        let (counters, tokenizer) = (Arc::new(Counters::default()), Arc::new(RwLock::new(None)));
-        Engine { inner: Arc::new(Inner { queue, remote, state, exited, counters, tokenizer }) }
+        let (counters, counter) = (Arc::new(Counters::default()), Arc::new(RwLock::new(None)));
+        Engine { inner: Arc::new(Inner { queue, remote, state, exited, counters, counter }) }
     }
 
     /// Starts the worker, which resolves and loads `spec` in the background.
     pub fn start(spec: ModelSpec, config: EngineConfig) -> Engine {
         let queue = Arc::new(queue::Queue::default());
         let counters = Arc::new(Counters::default());
-        let tokenizer = Arc::new(RwLock::new(None));
+        let counter = Arc::new(RwLock::new(None));
         let (exited_tx, exited) = watch::channel(false);
         let (state_tx, state) = watch::channel(State::Loading { message: format!("loading {spec}"), percent: None });
         let shared = worker::Shared {
             queue: queue.clone(),
             state: state_tx,
             counters: counters.clone(),
-            tokenizer: tokenizer.clone(),
+            counter: counter.clone(),
         };
         worker::spawn(spec, config, shared, exited_tx);
-        Engine { inner: Arc::new(Inner { queue, remote: None, state, exited, counters, tokenizer }) }
+        Engine { inner: Arc::new(Inner { queue, remote: None, state, exited, counters, counter }) }
     }
 
     /// Stops the engine now, whoever else holds a handle: queued jobs are answered as
@@ -412,7 +444,19 @@ impl Engine {
 
     /// The model's tokenizer, once a llama.cpp model is loaded.
     pub fn tokenizer(&self) -> Option<Tokenizer> {
-        self.inner.tokenizer.read().clone()
+        match self.counter()? {
+            TokenCounter::Model(tokenizer) => Some(tokenizer),
+            _ => None,
+        }
+    }
+
+    /// How prompts for the model are counted, once it is ready: every backend has a counter,
+    /// so the prompt builder's budgets work the same way whatever runs the model.
+    pub fn counter(&self) -> Option<TokenCounter> {
+        match &self.inner.remote {
+            Some(remote) => remote.counter(),
+            None => self.inner.counter.read().clone(),
+        }
     }
 
     /// Runs a job on the worker. Never blocks the caller's thread.

@@ -10,6 +10,8 @@
 //!   every edit sent before it. It reports FIM and repo tokens, so `auto` picks native FIM, and
 //!   honours `Job::required_prefix` by starting its answer with it. An alternative that must
 //!   avoid the string's first word (`Job::avoid`) is the hash as a hex number instead.
+//!   Prompts are counted at four bytes a token (`TokenCounter::Rule`), through the same engine
+//!   API as a real model's tokenizer.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! Each job first "evaluates its prompt" for `prompt_ms`, in 10 ms steps; then the answer is
@@ -60,7 +62,12 @@ impl TestBackend {
             shared.loading("loading test model".into(), Some(step * 25));
         }
         match mode {
-            "checksum" => Ok(backend),
+            "checksum" => {
+                // Prompts are counted through the engine as with a real model: by a fixed rule
+                // here, four bytes a token, so that tests can predict the window.
+                *shared.counter.write() = Some(super::TokenCounter::Rule { bytes_per_token: 4 });
+                Ok(backend)
+            }
             "fail" => Err("test backend: asked to fail".into()),
             _ => Err(format!("test backend: unknown mode `{mode}`")),
         }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::queue::{Entry, Queue};
 use super::{
-    CancelToken, Counters, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, Tokenizer,
+    CancelToken, Counters, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, TokenCounter,
 };
 
 /// What the worker shares with the engine handles.
@@ -18,9 +18,9 @@ pub(crate) struct Shared {
     pub queue: Arc<Queue>,
     pub state: watch::Sender<State>,
     pub counters: Arc<Counters>,
-    /// The loaded model's tokenizer; taken out when the worker ends, so that the model is freed
-    /// even while engine handles remain.
-    pub tokenizer: Arc<RwLock<Option<Tokenizer>>>,
+    /// The loaded model's token counter (its tokenizer); taken out when the worker ends, so that
+    /// the model is freed even while engine handles remain.
+    pub counter: Arc<RwLock<Option<TokenCounter>>>,
 }
 
 impl Shared {
@@ -88,7 +88,7 @@ pub(crate) fn spawn(spec: ModelSpec, config: EngineConfig, shared: Shared, exite
             },
             spec => super::llama::run(&spec, &config, &shared),
         }
-        shared.tokenizer.write().take();
+        shared.counter.write().take();
     });
     if let Err(err) = result {
         tracing::error!("cannot start the engine thread: {err}");

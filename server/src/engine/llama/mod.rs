@@ -61,7 +61,7 @@ pub(crate) fn run(spec: &ModelSpec, config: &EngineConfig, shared: &Shared) {
         Ok(session) => session,
         Err(message) => return shared.failed(message),
     };
-    *shared.tokenizer.write() = Some(Tokenizer { model: model.clone() });
+    *shared.counter.write() = Some(super::TokenCounter::Model(Tokenizer { model: model.clone() }));
     shared.ready(session.info.clone(), notice);
     worker::serve(&mut session, shared);
 }

@@ -21,7 +21,7 @@ use tokio::sync::{watch, Notify};
 
 use super::constrain::avoided;
 use super::generation::Generation;
-use super::{CancelToken, EngineError, Job, Output, State, Stats, StopReason};
+use super::{CancelToken, EngineError, Job, Output, State, Stats, StopReason, TokenCounter};
 use crate::config::RemoteApi;
 use crate::models::ModelInfo;
 use crate::prompt::Special;
@@ -56,6 +56,32 @@ impl std::fmt::Debug for RemoteConfig {
     }
 }
 
+/// Characters a token in code, where the server cannot say.
+const ESTIMATED_CHARS_PER_TOKEN: f32 = 4.0;
+
+/// Code that calibrates the estimate of characters a token (Python and Rust, as completions see).
+const CODE_SAMPLE: &str = r#"def split(p):
+    """Split a pathname into a (head, tail) tuple."""
+    p = os.fspath(p)
+    sep = _get_sep(p)
+    i = p.rfind(sep) + 1
+    head, tail = p[:i], p[i:]
+    if head and head != sep * len(head):
+        head = head.rstrip(sep)
+    return head, tail
+
+impl<'a> Parser<'a> {
+    pub fn next_token(&mut self) -> Option<Token<'a>> {
+        let start = self.position;
+        while let Some(c) = self.peek() {
+            if !c.is_whitespace() { break; }
+            self.position += c.len_utf8();
+        }
+        Some(Token { text: &self.source[start..self.position], line: self.line })
+    }
+}
+"#;
+
 /// Attempts of one request when the connection fails or the server answers 5xx.
 const ATTEMPTS: u32 = 3;
 /// The first wait before a retry; it doubles each time.
@@ -74,6 +100,9 @@ struct Server {
     specials: Specials,
     /// llama-server's slots, for a slot per document.
     slots: u32,
+    /// Characters a token on average in code, measured with the server's tokenizer where it
+    /// has an endpoint for it.
+    chars_per_token: f32,
 }
 
 /// Why a request failed.
@@ -223,7 +252,12 @@ impl Remote {
             threads: 0,
             name,
         };
-        Ok((Server { api: Api::LlamaServer, model: String::new(), specials, slots }, info))
+        let chars_per_token = match self.tokenize_plain(CODE_SAMPLE).await {
+            Ok(tokens) if tokens > 0 => CODE_SAMPLE.chars().count() as f32 / tokens as f32,
+            _ => ESTIMATED_CHARS_PER_TOKEN,
+        };
+        tracing::debug!("the server's tokenizer: {chars_per_token:.2} characters a token in code");
+        Ok((Server { api: Api::LlamaServer, model: String::new(), specials, slots, chars_per_token }, info))
     }
 
     /// The FIM token ids, from the server's own rendering of an empty infill prompt; repo-level
@@ -255,6 +289,12 @@ impl Remote {
             }
         }
         Ok(if ids.is_empty() { Specials::None } else { Specials::Ids(ids) })
+    }
+
+    /// How many tokens the server's tokenizer makes of plain text (special spellings as text).
+    async fn tokenize_plain(&self, text: &str) -> Result<usize, Fault> {
+        let answer = self.post("/tokenize", &json!({"content": text, "parse_special": false})).await?;
+        Ok(answer.get("tokens").and_then(Value::as_array).map_or(0, Vec::len))
     }
 
     async fn tokenize(&self, text: &str) -> Result<Vec<(i64, String)>, Fault> {
@@ -290,7 +330,7 @@ impl Remote {
             context_size: 0,
             threads: 0,
         };
-        Ok((Server { api: Api::OpenAi, model, specials, slots: 0 }, info))
+        Ok((Server { api: Api::OpenAi, model, specials, slots: 0, chars_per_token: ESTIMATED_CHARS_PER_TOKEN }, info))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -343,6 +383,13 @@ impl Remote {
             404 => Fault::Fatal(format!("{url} has no {path} (HTTP 404); is `remote.api` right?")),
             _ => Fault::Fatal(format!("{url}{path} answered HTTP {status}: {said}")),
         })
+    }
+
+    /// How prompts for the server's model are counted: an estimate, calibrated on its tokenizer
+    /// where it has one.
+    pub fn counter(&self) -> Option<TokenCounter> {
+        let server = self.server.read().clone()?;
+        Some(TokenCounter::Estimate { chars_per_token: server.chars_per_token })
     }
 
     /// Runs a job on the server.
