@@ -628,6 +628,19 @@ class LlamaServer:
         self._log.close()
 
 
+class OnOwnServer:
+    """Mixin for a mistral-lsp system that runs our pipeline on a llama-server of its own
+    (`--remote`): put it before the system's class, whose __init__ takes `remote=URL`."""
+
+    def __init__(self, args, binary):
+        self.server = LlamaServer(args)
+        super().__init__(args, binary, remote=self.server.url())
+
+    def close(self):
+        super().close()
+        self.server.close()
+
+
 # Greedy decoding on llama-server: a sampler chain with only top-k at k=1 (the server appends its
 # final `dist` sampler, which then has a single candidate), as our server's temperature 0 does.
 LLAMA_GREEDY = {"temperature": 0, "top_k": 1, "samplers": ["top_k"], "seed": 0}

@@ -122,18 +122,10 @@ class LspSystem:
         self.client.close()
 
 
-class LspRemoteSystem(LspSystem):
+class LspRemoteSystem(benchlib.OnOwnServer, LspSystem):
     """mistral-lsp's pipeline on a llama-server of its own (`--remote`), same requests as `lsp`."""
 
     name = "lsp-remote"
-
-    def __init__(self, args, binary):
-        self.server = benchlib.LlamaServer(args)
-        super().__init__(args, binary, remote=self.server.url())
-
-    def close(self):
-        super().close()
-        self.server.close()
 
 
 class LlamaServerSystem:

@@ -173,18 +173,10 @@ class LspTyper:
         self.client.close()
 
 
-class LspRemoteTyper(LspTyper):
+class LspRemoteTyper(benchlib.OnOwnServer, LspTyper):
     """Types into mistral-lsp running on a llama-server of its own (`--remote`)."""
 
     name = "lsp-remote"
-
-    def __init__(self, args, binary):
-        self.server = benchlib.LlamaServer(args)
-        super().__init__(args, binary, remote=self.server.url())
-
-    def close(self):
-        super().close()
-        self.server.close()
 
 
 class LlamaServerTyper:
