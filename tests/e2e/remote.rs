@@ -17,6 +17,9 @@ use crate::model::test_model;
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 const ADD: &str = "def add(a, b):\n    return \n\nprint(add(1, 2))\n";
 const URI: &str = "file:///tmp/remote/add.py";
+/// An empty body: an invoked request gets alternatives that begin with other words.
+const BODY: &str = "def add(a, b):\n    \n\nprint(add(1, 2))\n";
+const BODY_URI: &str = "file:///tmp/remote/body.py";
 
 /// The llama-server binary: `MISTRAL_LSP_LLAMA_SERVER`, or what `bench/build-llama-tools` built.
 fn llama_server_binary() -> std::path::PathBuf {
@@ -115,6 +118,16 @@ fn first_suggestion(server: &mut Server) -> String {
     items.first().and_then(|item| item["insertText"].as_str()).unwrap_or_default().to_owned()
 }
 
+/// Every suggestion of an invoked request in the empty body (alternatives included).
+fn invoked_suggestions(server: &mut Server) -> Vec<String> {
+    server.open(BODY_URI, "python", BODY);
+    let position = json!({"line": 1, "character": 4});
+    let params = json!({"textDocument": {"uri": BODY_URI}, "position": position, "context": {"triggerKind": 1}});
+    let id = server.send_request("textDocument/inlineCompletion", params);
+    let items = server.inline_items(id).unwrap_or_else(|err| panic!("{err}\n{}", server.log()));
+    items.iter().map(|item| item["insertText"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
 fn status(server: &mut Server) -> Value {
     server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap()
 }
@@ -148,8 +161,10 @@ fn remote_completions_match_the_embedded_engine_through_both_apis() {
     local.wait_ready();
     local.open(URI, "python", ADD);
     let expected = first_suggestion(&mut local);
+    let alternatives = invoked_suggestions(&mut local);
     local.shutdown();
     assert!(!expected.trim().is_empty(), "the embedded engine suggests something here");
+    assert!(alternatives.len() > 1, "an invoked request gets alternatives: {alternatives:?}");
 
     let llama = LlamaServer::start(free_port());
     for api in ["llama-server", "openai"] {
@@ -158,6 +173,9 @@ fn remote_completions_match_the_embedded_engine_through_both_apis() {
         server.open(URI, "python", ADD);
         assert_eq!(first_suggestion(&mut server), expected, "through {api}\n{}", server.log());
         if api == "llama-server" {
+            // Alternatives begin with another word than the answers before them: the first
+            // tokens are chosen here by the embedded engine's rule, from the server's ranking.
+            assert_eq!(invoked_suggestions(&mut server), alternatives, "{}", server.log());
             // The document keeps its slot: typing on the line (not what was suggested, so the
             // model runs again) reuses the server's cache.
             server.change(URI, 2, json!([{"range": {"start": {"line": 1, "character": 11}, "end": {"line": 1, "character": 11}}, "text": "b"}]));

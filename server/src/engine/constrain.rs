@@ -36,6 +36,13 @@ pub(crate) fn avoided(content: &[u8], avoid: &[String]) -> bool {
         && avoid.iter().any(|word| word.as_bytes().starts_with(content) || content.starts_with(word.as_bytes()))
 }
 
+/// Whether the requirements may still decide a token; once false, they never will again in this
+/// job, and the sampler chooses every later token.
+pub(crate) fn pending(rules: &Rules, progress: &Progress, blank_so_far: bool) -> bool {
+    !progress.required.is_empty()
+        || blank_so_far && (!rules.avoid.is_empty() || rules.needs_content || progress.content_next)
+}
+
 /// The next token if the requirements decide it, updating `progress`; `None` lets the sampler
 /// choose. `blank_so_far`: the output so far is only whitespace.
 pub(crate) fn next_token(
@@ -194,7 +201,12 @@ mod tests {
         let mut progress = Progress { required: required.as_bytes().to_vec(), content_next: false };
         let mut chosen = Vec::new();
         let mut blank = blank_so_far;
-        while let Some(t) = next_token(&vocabulary, &logits(order), rules, &mut progress, blank) {
+        loop {
+            let Some(t) = next_token(&vocabulary, &logits(order), rules, &mut progress, blank) else {
+                // With the whole vocabulary, the rule stands back only for good.
+                assert!(!pending(rules, &progress, blank), "{chosen:?}");
+                break;
+            };
             chosen.push(PIECES[t]);
             blank &= PIECES[t].trim().is_empty();
             if chosen.len() > 4 {

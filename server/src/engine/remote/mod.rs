@@ -8,14 +8,16 @@
 //! Connection errors and 5xx answers are retried; a server lost for good puts the engine back
 //! into "connecting" until it answers again.
 
+mod steer;
 mod wire;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
@@ -25,6 +27,7 @@ use super::{CancelToken, EngineError, Job, Output, State, Stats, StopReason, Tok
 use crate::config::RemoteApi;
 use crate::models::ModelInfo;
 use crate::prompt::Special;
+use steer::{Choice, Steering};
 use wire::{Api, Rendered, Specials};
 
 /// The environment variable that holds a remote server's API key.
@@ -103,6 +106,8 @@ struct Server {
     /// Characters a token on average in code, measured with the server's tokenizer where it
     /// has an endpoint for it.
     chars_per_token: f32,
+    /// Which token ids are control tokens (the end of text and its kind), as learned so far.
+    controls: Mutex<HashMap<i64, bool>>,
 }
 
 /// Why a request failed.
@@ -257,7 +262,8 @@ impl Remote {
             _ => ESTIMATED_CHARS_PER_TOKEN,
         };
         tracing::debug!("the server's tokenizer: {chars_per_token:.2} characters a token in code");
-        Ok((Server { api: Api::LlamaServer, model: String::new(), specials, slots, chars_per_token }, info))
+        let controls = Mutex::default();
+        Ok((Server { api: Api::LlamaServer, model: String::new(), specials, slots, chars_per_token, controls }, info))
     }
 
     /// The FIM token ids, from the server's own rendering of an empty infill prompt; repo-level
@@ -289,6 +295,27 @@ impl Remote {
             }
         }
         Ok(if ids.is_empty() { Specials::None } else { Specials::Ids(ids) })
+    }
+
+    /// Learns which of the candidates are control tokens: those spelled like one (empty, or in
+    /// angle or square brackets, as every family we know spells them) that plain text does not
+    /// tokenize to. Each id is asked about once.
+    async fn learn_controls(&self, server: &Server, candidates: &[steer::Candidate]) -> Result<(), Fault> {
+        for candidate in candidates {
+            if server.controls.lock().contains_key(&candidate.id) {
+                continue;
+            }
+            // llama-server shows control tokens as nothing unless it runs with `--special`.
+            let control = candidate.piece.is_empty()
+                || steer::spelled_like_control(&candidate.piece) && {
+                    let text = String::from_utf8_lossy(&candidate.piece);
+                    let answer = self.post("/tokenize", &json!({"content": text, "parse_special": false})).await?;
+                    let tokens = answer.get("tokens").and_then(Value::as_array).cloned().unwrap_or_default();
+                    tokens.len() != 1 || tokens[0].as_i64() != Some(candidate.id)
+                };
+            server.controls.lock().insert(candidate.id, control);
+        }
+        Ok(())
     }
 
     /// How many tokens the server's tokenizer makes of plain text (special spellings as text).
@@ -330,7 +357,9 @@ impl Remote {
             context_size: 0,
             threads: 0,
         };
-        Ok((Server { api: Api::OpenAi, model, specials, slots: 0, chars_per_token: ESTIMATED_CHARS_PER_TOKEN }, info))
+        let controls = Mutex::default();
+        let chars_per_token = ESTIMATED_CHARS_PER_TOKEN;
+        Ok((Server { api: Api::OpenAi, model, specials, slots: 0, chars_per_token, controls }, info))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -351,17 +380,22 @@ impl Remote {
 
     /// One small request with a JSON answer, within the time-out.
     async fn json(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Value, Fault> {
+        let response = self.timed(request.send()).await?;
+        let response = self.check(response, path).await?;
+        self.read_json(response, path).await
+    }
+
+    /// The JSON body of a successful answer, within the time-out.
+    async fn read_json(&self, response: reqwest::Response, path: &str) -> Result<Value, Fault> {
         let url = &self.config.url;
-        let exchange = async {
-            let response = request.send().await.map_err(|err| Fault::Transient(describe(&err)))?;
-            let response = self.check(response, path).await?;
-            let body = response.text().await.map_err(|err| Fault::Transient(describe(&err)))?;
-            serde_json::from_str(&body).map_err(|_| {
-                Fault::Fatal(format!("{url}{path} answered something that is not JSON: {}", wire::snippet(&body)))
-            })
+        let read = response.text();
+        let body = match tokio::time::timeout(self.config.timeout, read).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(err)) => return Err(Fault::Transient(describe(&err))),
+            Err(_) => return Err(Fault::Transient(format!("no answer within {} ms", self.config.timeout.as_millis()))),
         };
-        tokio::time::timeout(self.config.timeout, exchange).await.unwrap_or_else(|_| {
-            Err(Fault::Transient(format!("no answer within {} ms", self.config.timeout.as_millis())))
+        serde_json::from_str(&body).map_err(|_| {
+            Fault::Fatal(format!("{url}{path} answered something that is not JSON: {}", wire::snippet(&body)))
         })
     }
 
@@ -396,9 +430,9 @@ impl Remote {
     pub async fn generate(self: &Arc<Self>, job: Job, cancel: CancelToken) -> Result<Output, EngineError> {
         let server = self.server.read().clone().ok_or(EngineError::NotReady)?;
         let mut job = job;
-        if !job.avoid.is_empty() && job.sampling.temperature <= 0.0 {
-            // No way to rule out a first word remotely: alternatives are sampled instead, and one
-            // that begins with an avoided word is dropped below.
+        if server.api == Api::OpenAi && !job.avoid.is_empty() && job.sampling.temperature <= 0.0 {
+            // No way to rule out a first word through this API: alternatives are sampled
+            // instead, and one that begins with an avoided word is dropped below.
             job.sampling.temperature = 0.7;
             job.sampling.seed = job.sampling.seed.wrapping_add(job.avoid.len() as u32);
         }
@@ -413,16 +447,89 @@ impl Remote {
             let applied =
                 self.post("/apply-template", &json!({ "messages": list })).await.map_err(|f| self.fault(f))?;
             let prompt = applied.get("prompt").and_then(Value::as_str).unwrap_or_default();
-            rendered = Rendered::Prompt(Value::String(prompt.to_owned()));
+            rendered = Rendered::Prompt(json!([prompt]));
         }
         let slot = job.document.as_deref().filter(|_| server.api == Api::LlamaServer).map(|d| slot_of(d, server.slots));
-        let path = wire::endpoint(server.api, &rendered);
-        let body = wire::body(server.api, &rendered, &job, &server.model, slot);
         let started = Instant::now();
+        let mut generation = Generation::default();
+        let mut stats = Stats::default();
+        if let (Api::LlamaServer, Rendered::Prompt(prompt)) = (server.api, &mut rendered) {
+            if let Value::String(text) = prompt {
+                *prompt = json!([text]);
+            }
+            if let Value::Array(parts) = prompt {
+                let steered = self.steer(&server, &job, parts, slot, &cancel, &mut generation, &mut stats).await?;
+                if let Some(stop) = steered {
+                    return Ok(output(&job, &generation, stop, stats));
+                }
+            }
+        }
+        let path = wire::endpoint(server.api, &rendered);
+        let mut body = wire::body(server.api, &rendered, &job, &server.model, slot);
+        if generation.tokens > 0 {
+            let left = (job.max_tokens as usize).saturating_sub(generation.tokens);
+            if left == 0 {
+                return Ok(output(&job, &generation, StopReason::MaxTokens, stats));
+            }
+            body["n_predict"] = left.into();
+        }
         let Some(response) = self.send(path, &body, &cancel).await? else {
-            return Ok(output(&job, &Generation::default(), StopReason::Cancelled, Stats::default()));
+            return Ok(output(&job, &generation, StopReason::Cancelled, stats));
         };
-        self.stream(response, job, cancel, started).await
+        self.stream(response, job, cancel, started, generation, stats).await
+    }
+
+    /// Chooses the job's first tokens here while its requirements decide them (see `steer`),
+    /// one step of one token each, and appends them to the prompt; `Some` if the job ended
+    /// meanwhile (cancelled, or a stop rule).
+    #[allow(clippy::too_many_arguments)]
+    async fn steer(
+        self: &Arc<Self>,
+        server: &Server,
+        job: &Job,
+        prompt: &mut Vec<Value>,
+        slot: Option<u32>,
+        cancel: &CancelToken,
+        generation: &mut Generation,
+        stats: &mut Stats,
+    ) -> Result<Option<StopReason>, EngineError> {
+        let mut steering = Steering::new(job);
+        while steering.pending() && generation.tokens < steer::MOST_STEPS.min(job.max_tokens as usize) {
+            let body = wire::step_body(prompt, slot, steer::CANDIDATES);
+            let Some(response) = self.send("/completion", &body, cancel).await? else {
+                return Ok(Some(StopReason::Cancelled));
+            };
+            let read = self.read_json(response, "/completion");
+            let Some(answer) = until_cancelled(read, cancel, &self.stopped).await else {
+                return Ok(Some(StopReason::Cancelled));
+            };
+            let answer = answer.map_err(|fault| self.fault(fault))?;
+            let step = wire::parse_step(&answer);
+            stats.evaluated_tokens += step.prompt_tokens.unwrap_or(0).saturating_sub(step.cached_tokens.unwrap_or(0));
+            let candidates = steer::candidates(&answer).map_err(|why| self.fault(Fault::Fatal(why)))?;
+            self.learn_controls(server, &candidates).await.map_err(|fault| self.fault(fault))?;
+            let controls = server.controls.lock().clone();
+            let is_control = |id: i64| controls.get(&id).copied().unwrap_or(false);
+            let piece = match steering.choose(&candidates, &is_control) {
+                Choice::Free => break,
+                Choice::Token(t) => {
+                    let candidate = &candidates[t];
+                    prompt.push(Value::from(candidate.id));
+                    if is_control(candidate.id) {
+                        return Ok(Some(StopReason::EndOfText));
+                    }
+                    candidate.piece.clone()
+                }
+                Choice::Text(text) => {
+                    prompt.push(Value::String(String::from_utf8_lossy(&text).into_owned()));
+                    text
+                }
+            };
+            if let Some(stop) = generation.push(job, &piece, Instant::now()) {
+                return Ok(Some(stop));
+            }
+        }
+        Ok(None)
     }
 
     /// Sends a streaming request, retrying connection errors and 5xx with backoff; `None` if the
@@ -492,12 +599,13 @@ impl Remote {
         job: Job,
         cancel: CancelToken,
         started: Instant,
+        mut generation: Generation,
+        mut stats: Stats,
     ) -> Result<Output, EngineError> {
         let mut body = response.bytes_stream();
         let mut events = wire::Events::default();
-        let mut generation = Generation::default();
-        let mut stats = Stats::default();
-        let mut first_piece: Option<Instant> = None;
+        let steered = stats.evaluated_tokens;
+        let mut first_piece: Option<Instant> = (generation.tokens > 0).then(Instant::now);
         let mut last_arrival = Instant::now();
         let stop = 'read: loop {
             if cancel.is_cancelled() || self.stopped.load(Ordering::Acquire) {
@@ -564,7 +672,7 @@ impl Remote {
         let first = first_piece.unwrap_or_else(Instant::now);
         stats.prompt_ms = first.duration_since(started).as_millis() as u64;
         stats.generation_ms = first.elapsed().as_millis() as u64;
-        stats.evaluated_tokens = stats.prompt_tokens.saturating_sub(stats.reused_tokens);
+        stats.evaluated_tokens = steered + stats.prompt_tokens.saturating_sub(stats.reused_tokens);
         stats.generated_tokens = generation.tokens;
         let mut output = output(&job, &generation, stop, stats);
         let content = output.text.strip_prefix(job.required_prefix.as_str()).unwrap_or(&output.text);

@@ -179,10 +179,6 @@ pub fn body(api: Api, rendered: &Rendered, job: &Job, model: &str, slot: Option<
             if let Some(slot) = slot {
                 object.insert("id_slot".into(), slot.into());
             }
-            if !job.required_prefix.is_empty() {
-                // Token healing: the output must start with the text, whatever its tokens.
-                object.insert("grammar".into(), starting_with(&job.required_prefix).into());
-            }
         }
         Api::OpenAi => {
             object.insert("max_tokens".into(), job.max_tokens.into());
@@ -213,22 +209,35 @@ pub fn body(api: Api, rendered: &Rendered, job: &Job, model: &str, slot: Option<
     body
 }
 
-/// A GBNF grammar for any text that starts with `text` (llama.cpp's grammar sampler picks the
-/// likeliest token consistent with it, as the embedded engine does for healed text).
-pub fn starting_with(text: &str) -> String {
-    let mut literal = String::new();
-    for c in text.chars() {
-        match c {
-            '"' => literal.push_str("\\\""),
-            '\\' => literal.push_str("\\\\"),
-            '\n' => literal.push_str("\\n"),
-            '\r' => literal.push_str("\\r"),
-            '\t' => literal.push_str("\\t"),
-            c if c.is_control() => literal.push_str(&format!("\\x{:02X}", c as u32)),
-            c => literal.push(c),
-        }
+/// A request for one step of steering (see `steer`): the prompt so far, one greedy token, and
+/// the server's likeliest `candidates` for it with their log-probabilities before sampling.
+pub fn step_body(prompt: &[Value], slot: Option<u32>, candidates: u32) -> Value {
+    let mut body = json!({
+        "prompt": prompt,
+        "n_predict": 1,
+        "n_probs": candidates,
+        "post_sampling_probs": false,
+        "temperature": 0.0,
+        "top_k": 1,
+        "cache_prompt": true,
+        "stream": false,
+    });
+    if let Some(slot) = slot {
+        body["id_slot"] = slot.into();
     }
-    format!("root ::= \"{literal}\" [^\\x00]*")
+    body
+}
+
+/// The counters of a whole (not streamed) `/completion` answer.
+pub fn parse_step(answer: &Value) -> Piece {
+    let count = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| n as usize);
+    Piece {
+        text: String::new(),
+        done: true,
+        prompt_tokens: count(answer.get("tokens_evaluated")),
+        cached_tokens: count(answer.get("timings").and_then(|t| t.get("cache_n"))),
+        generated_tokens: count(answer.get("tokens_predicted")),
+    }
 }
 
 /// One parsed server-sent event.
@@ -412,10 +421,20 @@ mod tests {
         let chat = body(Api::OpenAi, &chat, &job, "m", None);
         assert_eq!(chat["messages"][0]["role"], json!("assistant"));
         assert_eq!(endpoint(Api::LlamaServer, &prompt), "/completion");
-        assert!(llama.get("grammar").is_none());
-        job.required_prefix = "  \"a\\".into();
-        let healed = body(Api::LlamaServer, &prompt, &job, "", None);
-        assert_eq!(healed["grammar"], json!(r#"root ::= "  \"a\\" [^\x00]*"#));
+    }
+
+    #[test]
+    fn a_steering_step_asks_for_one_greedy_token_and_its_ranked_candidates() {
+        let step = step_body(&[json!(3), json!("def f")], Some(1), 40);
+        assert_eq!(step["prompt"], json!([3, "def f"]));
+        assert_eq!(
+            (step["n_predict"].clone(), step["n_probs"].clone(), step["id_slot"].clone()),
+            (json!(1), json!(40), json!(1))
+        );
+        assert_eq!(step["post_sampling_probs"], json!(false), "log-probabilities of the model, not of the sampler");
+        let answer = json!({"content": "x", "tokens_evaluated": 12, "timings": {"cache_n": 8}});
+        let counted = parse_step(&answer);
+        assert_eq!((counted.prompt_tokens, counted.cached_tokens), (Some(12), Some(8)));
     }
 
     #[test]
