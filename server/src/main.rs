@@ -50,7 +50,8 @@ fn main() -> ExitCode {
         tracing::warn!("{problem}");
     }
     if let Command::FetchModel(spec) = &args.command {
-        return fetch_model(spec.clone().unwrap_or_else(|| mistral_lsp::config::Settings::resolve(&options).model));
+        let settings = mistral_lsp::config::Settings::resolve(&options);
+        return fetch_model(spec.clone().unwrap_or_else(|| settings.model.clone()), &settings);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -107,7 +108,7 @@ fn answer(text: &str) -> ExitCode {
 }
 
 /// Downloads (or finds in the cache) a model, drawing progress on stderr; prints its path on stdout.
-fn fetch_model(spec: String) -> ExitCode {
+fn fetch_model(spec: String, settings: &mistral_lsp::config::Settings) -> ExitCode {
     let spec = match mistral_lsp::models::ModelSpec::parse(&spec) {
         Ok(spec) => spec,
         Err(message) => {
@@ -115,7 +116,7 @@ fn fetch_model(spec: String) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match mistral_lsp::models::resolve_with_terminal_progress(&spec, &mistral_lsp::models::FetchOptions::from_env()) {
+    match mistral_lsp::models::resolve_with_terminal_progress(&spec, &mistral_lsp::engine::fetch_options(settings)) {
         Ok(path) => answer(&path.display().to_string()),
         Err(err) => {
             eprintln!("mistral-lsp: {err}");

@@ -23,17 +23,20 @@ fn an_hf_model_downloads_with_progress_then_starts_offline_from_the_cache() {
     let _turn = crate::harness::model_turn();
     let hub = Hub::serve(test_model("smollm2-135m-instruct-q4_1.gguf"), "smol.gguf");
     let cache = scratch("hf-cache");
-    let start = |endpoint: &str| {
-        let mut server = Server::builder()
-            .arg("--model")
-            .arg("hf:test-owner/smol-repo/smol.gguf")
-            .env("MISTRAL_LSP_HF_ENDPOINT", endpoint)
-            .env("MISTRAL_LSP_CACHE_DIR", cache.to_str().unwrap())
-            .spawn();
-        server.initialize(json!({"window": {"workDoneProgress": true}}), Value::Null);
+    // The first start takes the hub and the cache from environment variables, the second from
+    // the editor's settings: both feed the same `download.*` settings.
+    let start = |endpoint: &str, from_env: bool| {
+        let cache = cache.to_str().unwrap();
+        let builder = Server::builder().arg("--model").arg("hf:test-owner/smol-repo/smol.gguf");
+        let (builder, settings) = match from_env {
+            true => (builder.env("MISTRAL_LSP_HF_ENDPOINT", endpoint).env("MISTRAL_LSP_CACHE_DIR", cache), Value::Null),
+            false => (builder, json!({"download": {"endpoint": endpoint, "cacheDir": cache}})),
+        };
+        let mut server = builder.spawn();
+        server.initialize(json!({"window": {"workDoneProgress": true}}), settings);
         server
     };
-    let mut server = start(&hub.endpoint());
+    let mut server = start(&hub.endpoint(), true);
     server.notification("window/workDoneProgress/create");
     let mut percents = Vec::new();
     loop {
@@ -56,7 +59,7 @@ fn an_hf_model_downloads_with_progress_then_starts_offline_from_the_cache() {
 
     // Offline: the hub is gone and the endpoint refuses connections; the cached file is used.
     drop(hub);
-    let mut server = start("http://127.0.0.1:9");
+    let mut server = start("http://127.0.0.1:9", false);
     server.wait_ready();
     server.shutdown();
 }

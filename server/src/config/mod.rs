@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 mod settings;
 
 pub use crate::prompt::FimMode;
-pub use settings::{Remote, RemoteApi, Sampling, Settings, DEFAULT_MODEL, SETTINGS};
+pub use settings::{Download, Remote, RemoteApi, Sampling, Settings, DEFAULT_MODEL, SETTINGS};
 
 /// The kind of value a setting takes, for validation and for generating editor schemas.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -39,6 +39,27 @@ pub const SETTINGS: &[SettingDef] = &[
         env: Some("MISTRAL_LSP_CONTEXT_SIZE"),
     },
     SettingDef {
+        key: "download.cacheDir",
+        kind: Kind::String,
+        default: "\"\"",
+        description: "Where hf: models are downloaded to; empty means ${XDG_CACHE_HOME:-~/.cache}/mistral-lsp/models.",
+        env: Some("MISTRAL_LSP_CACHE_DIR"),
+    },
+    SettingDef {
+        key: "download.endpoint",
+        kind: Kind::String,
+        default: "\"\"",
+        description: "The Hugging Face hub (or a mirror) that hf: models come from; empty means $HF_ENDPOINT, else https://huggingface.co. The access token for gated repositories comes from the environment variable HF_TOKEN.",
+        env: Some("MISTRAL_LSP_HF_ENDPOINT"),
+    },
+    SettingDef {
+        key: "download.timeoutSecs",
+        kind: Kind::Integer { min: 1, max: 3600 },
+        default: "30",
+        description: "Most seconds a download waits to connect or for the next bytes (not for the whole file).",
+        env: Some("MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS"),
+    },
+    SettingDef {
         key: "remote.url",
         kind: Kind::String,
         default: "\"\"",
@@ -166,6 +187,7 @@ pub struct Settings {
     pub threads: u32,
     pub gpu_layers: u32,
     pub context_size: u32,
+    pub download: Download,
     pub remote: Remote,
     pub fim_mode: FimMode,
     pub completion_enabled: bool,
@@ -202,6 +224,11 @@ impl Settings {
             threads: integer("threads"),
             gpu_layers: integer("gpuLayers"),
             context_size: integer("contextSize"),
+            download: Download {
+                cache_dir: string("download.cacheDir"),
+                endpoint: string("download.endpoint"),
+                timeout_secs: integer("download.timeoutSecs"),
+            },
             remote: Remote {
                 url: string("remote.url").trim().trim_end_matches('/').to_owned(),
                 api: match string("remote.api").as_str() {
@@ -243,6 +270,16 @@ impl Settings {
     pub fn completes(&self, language_id: &str) -> bool {
         self.completion_enabled && !self.disabled_languages.iter().any(|l| l == language_id)
     }
+}
+
+/// Where and how `hf:` models are downloaded (the `download.*` settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Download {
+    /// Empty means the default cache folder.
+    pub cache_dir: String,
+    /// Empty means `$HF_ENDPOINT`, else the public hub.
+    pub endpoint: String,
+    pub timeout_secs: u32,
 }
 
 /// Where jobs go instead of a local model (the `remote.*` settings).

@@ -71,19 +71,24 @@ fn environment_then_flags_then_editor() {
         "MISTRAL_LSP_MODEL" => Some("/env.gguf".to_owned()),
         "MISTRAL_LSP_GPU_LAYERS" => Some("3".to_owned()),
         "MISTRAL_LSP_LOG" => Some("debug".to_owned()),
+        "MISTRAL_LSP_CACHE_DIR" => Some("/env-cache".to_owned()),
+        "MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS" => Some("7".to_owned()),
         _ => None,
     };
     let mut options = Options::from_env(env, &mut problems);
     let mut flags = Options::default();
     flags.set_text("--gpu-layers", "gpuLayers", "5", &mut problems);
     options.merge(&flags);
-    options.merge(&Options::from_json(&json!({"model": "/editor.gguf"}), "editor", &mut problems));
+    let editor = json!({"model": "/editor.gguf", "download": {"endpoint": "http://mirror"}});
+    options.merge(&Options::from_json(&editor, "editor", &mut problems));
     let settings = Settings::resolve(&options);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
         (settings.model.as_str(), settings.gpu_layers, settings.log_level.as_str()),
         ("/editor.gguf", 5, "debug")
     );
+    let download = Download { cache_dir: "/env-cache".into(), endpoint: "http://mirror".into(), timeout_secs: 7 };
+    assert_eq!(settings.download, download);
 }
 
 #[test]

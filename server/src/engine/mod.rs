@@ -351,13 +351,13 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// The engine's part of the settings; downloads as the environment says.
+    /// The engine's part of the settings.
     pub fn from_settings(settings: &Settings) -> EngineConfig {
         EngineConfig {
             threads: settings.threads,
             context_size: settings.context_size,
             gpu_layers: settings.gpu_layers,
-            fetch: FetchOptions::from_env(),
+            fetch: fetch_options(settings),
             remote: (!settings.remote.url.is_empty()).then(|| RemoteConfig {
                 url: settings.remote.url.clone(),
                 api: settings.remote.api,
@@ -367,6 +367,12 @@ impl EngineConfig {
             }),
         }
     }
+}
+
+/// How `hf:` models are fetched, as the `download.*` settings say.
+pub fn fetch_options(settings: &Settings) -> FetchOptions {
+    let download = &settings.download;
+    FetchOptions::new(&download.cache_dir, &download.endpoint, Duration::from_secs(download.timeout_secs.into()))
 }
 
 impl Engine {

@@ -52,6 +52,6 @@ fn carries_nothing(settings: &serde_json::Value) -> bool {
 }
 
 fn engine_changed(before: &Settings, after: &Settings) -> bool {
-    (&before.model, before.threads, before.gpu_layers, before.context_size, &before.remote)
-        != (&after.model, after.threads, after.gpu_layers, after.context_size, &after.remote)
+    let engine = |s: &Settings| (&s.model, s.threads, s.gpu_layers, s.context_size, &s.download, &s.remote);
+    engine(before) != engine(after)
 }

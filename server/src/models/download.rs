@@ -22,7 +22,7 @@ use super::ModelSpec;
 /// The public hub, used when no endpoint is configured.
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
-/// The per-I/O timeout used when `MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS` is not set.
+/// The per-I/O timeout used when none is given (the `download.timeoutSecs` setting's default).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The size of one read from the network, and so of one write and one hash update.
@@ -58,19 +58,26 @@ pub struct FetchOptions {
 }
 
 impl FetchOptions {
-    /// cache_dir: `$MISTRAL_LSP_CACHE_DIR`, else `${XDG_CACHE_HOME:-$HOME/.cache}/mistral-lsp/models`.
-    /// endpoint: `$MISTRAL_LSP_HF_ENDPOINT`, else `$HF_ENDPOINT`, else `https://huggingface.co`
-    /// (no trailing slash). token: `$HF_TOKEN`. timeout (connect and read, per I/O, not the whole
-    /// download): `$MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS`, else 30 s. Empty variables count as unset.
-    pub fn from_env() -> FetchOptions {
-        FetchOptions::from_lookup(|name| std::env::var(name).ok())
+    /// The options that the `download.*` settings give (`cache_dir` and `endpoint` empty when not
+    /// set), completed from the environment: an empty cache folder means
+    /// `${XDG_CACHE_HOME:-$HOME/.cache}/mistral-lsp/models`, an empty endpoint `$HF_ENDPOINT`, else
+    /// `https://huggingface.co` (never with a trailing slash). The token is `$HF_TOKEN` and never a
+    /// setting: a secret does not belong in an editor's settings file.
+    pub fn new(cache_dir: &str, endpoint: &str, timeout: Duration) -> FetchOptions {
+        FetchOptions::with_env(cache_dir, endpoint, timeout, |name| std::env::var(name).ok())
     }
 
-    /// [`FetchOptions::from_env`] over any source of variables, so that tests need not touch the
-    /// process environment.
-    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> FetchOptions {
+    /// [`FetchOptions::new`] over any source of environment variables, so that tests need not
+    /// touch the process environment. Empty variables count as unset.
+    pub(crate) fn with_env(
+        cache_dir: &str,
+        endpoint: &str,
+        timeout: Duration,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> FetchOptions {
         let var = |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
-        let cache_dir = var("MISTRAL_LSP_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let given = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let cache_dir = given(cache_dir).map(PathBuf::from).unwrap_or_else(|| {
             // The XDG spec says relative paths in these variables are invalid and to be ignored.
             let base = var("XDG_CACHE_HOME")
                 .map(PathBuf::from)
@@ -80,24 +87,12 @@ impl FetchOptions {
                 .unwrap_or_else(std::env::temp_dir);
             base.join("mistral-lsp").join("models")
         });
-        let endpoint = var("MISTRAL_LSP_HF_ENDPOINT")
+        let endpoint = given(endpoint)
             .or_else(|| var("HF_ENDPOINT"))
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
             .trim_end_matches('/')
             .to_owned();
-        let timeout = match var("MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS") {
-            None => DEFAULT_TIMEOUT,
-            Some(text) => match text.parse::<f64>().ok().and_then(|secs| Duration::try_from_secs_f64(secs).ok()) {
-                Some(timeout) if !timeout.is_zero() => timeout,
-                _ => {
-                    tracing::warn!(
-                        "MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS=`{text}` is not a positive number of seconds; using {} s",
-                        DEFAULT_TIMEOUT.as_secs()
-                    );
-                    DEFAULT_TIMEOUT
-                }
-            },
-        };
+        let timeout = if timeout.is_zero() { DEFAULT_TIMEOUT } else { timeout };
         FetchOptions { cache_dir, endpoint, token: var("HF_TOKEN"), timeout }
     }
 }
@@ -195,7 +190,7 @@ impl fmt::Display for FetchError {
                 if part.is_some() {
                     write!(f, "; the partial download is kept and the next attempt resumes it")?;
                 }
-                write!(f, " (MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS sets the timeout)")
+                write!(f, " (the setting download.timeoutSecs, or MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS, sets the timeout)")
             }
             FetchError::Incomplete { model, received, expected, part } => {
                 write!(f, "downloading {model} was cut off after {}", human_bytes(*received))?;
@@ -938,27 +933,25 @@ mod unit_tests {
     }
 
     #[test]
-    fn options_from_variables() {
-        let options = FetchOptions::from_lookup(|name| match name {
+    fn options_from_settings_and_variables() {
+        let secs = Duration::from_secs;
+        let options = FetchOptions::with_env("", "", secs(5), |name| match name {
             "HOME" => Some("/home/u".into()),
             "HF_ENDPOINT" => Some("https://mirror.example/".into()),
             "HF_TOKEN" => Some(" hf_x ".into()),
-            "MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS" => Some("5".into()),
             _ => None,
         });
         assert_eq!(options.cache_dir, PathBuf::from("/home/u/.cache/mistral-lsp/models"));
         assert_eq!(options.endpoint, "https://mirror.example");
         assert_eq!(options.token.as_deref(), Some("hf_x"));
-        assert_eq!(options.timeout, Duration::from_secs(5));
+        assert_eq!(options.timeout, secs(5));
         assert!(!format!("{options:?}").contains("hf_x"));
 
-        let options = FetchOptions::from_lookup(|name| match name {
-            "MISTRAL_LSP_CACHE_DIR" => Some("/c".into()),
+        // Settings win over the variables they stand beside.
+        let options = FetchOptions::with_env(" /c ", "http://a/", Duration::ZERO, |name| match name {
             "XDG_CACHE_HOME" => Some("/x".into()),
-            "MISTRAL_LSP_HF_ENDPOINT" => Some("http://a".into()),
             "HF_ENDPOINT" => Some("http://b".into()),
             "HF_TOKEN" => Some(String::new()),
-            "MISTRAL_LSP_DOWNLOAD_TIMEOUT_SECS" => Some("soon".into()),
             _ => None,
         });
         assert_eq!(options.cache_dir, PathBuf::from("/c"));
@@ -966,9 +959,17 @@ mod unit_tests {
         assert_eq!(options.token, None);
         assert_eq!(options.timeout, DEFAULT_TIMEOUT);
 
-        let options = FetchOptions::from_lookup(|name| (name == "XDG_CACHE_HOME").then(|| "/x".to_owned()));
+        let options =
+            FetchOptions::with_env("", "", secs(1), |name| (name == "XDG_CACHE_HOME").then(|| "/x".to_owned()));
         assert_eq!(options.cache_dir, PathBuf::from("/x/mistral-lsp/models"));
         assert_eq!(options.endpoint, DEFAULT_ENDPOINT);
+        // A relative XDG folder is ignored, as the XDG spec says.
+        let options = FetchOptions::with_env("", "", secs(1), |name| match name {
+            "XDG_CACHE_HOME" => Some("rel".into()),
+            "HOME" => Some("/h".into()),
+            _ => None,
+        });
+        assert_eq!(options.cache_dir, PathBuf::from("/h/.cache/mistral-lsp/models"));
     }
 
     #[test]
