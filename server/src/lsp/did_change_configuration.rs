@@ -52,6 +52,8 @@ fn carries_nothing(settings: &serde_json::Value) -> bool {
 }
 
 fn engine_changed(before: &Settings, after: &Settings) -> bool {
-    let engine = |s: &Settings| (&s.model, s.threads, s.gpu_layers, s.context_size, &s.download, &s.remote);
+    fn engine(s: &Settings) -> (&str, u32, u32, u32, &crate::config::Download, &crate::config::Remote) {
+        (&s.model, s.threads, s.gpu_layers, s.context_size, &s.download, &s.remote)
+    }
     engine(before) != engine(after)
 }
