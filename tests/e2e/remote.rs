@@ -403,11 +403,34 @@ fn server_errors_garbage_and_silence_are_errors_with_the_servers_words() {
         let error = server.inline(URI, 1, 11).expect_err(name);
         let message = error["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{name}: {message}\n{}", server.log());
-        if name == "500" {
-            assert_eq!(fake.count("/completion"), 3, "5xx answers are retried, then given up on");
+        match name {
+            "500" => assert_eq!(fake.count("/completion"), 3, "5xx answers are retried, then given up on"),
+            // Asking a busy server again would queue behind the same work.
+            "silence" => assert_eq!(fake.count("/completion"), 1, "a slow answer is not asked for again"),
+            _ => {}
         }
         server.shutdown();
     }
+}
+
+#[test]
+fn a_busy_server_ends_a_job_at_its_prompt_budget_without_errors_or_retries() {
+    // The server takes the request and never answers (a queue of other users' work); the job's
+    // prompt budget (3 s at a time-limit scale of 0.1) runs out long before the 60 s time-out.
+    let fake = Fake::serve(Box::new(|_, path| match path {
+        "/props" => props(),
+        "/completion" => None,
+        _ => Some((404, "text/plain", String::new())),
+    }));
+    let mut server = lsp(&fake.url(), &["remote.timeoutMs=60000", "completion.timeLimitScale=0.1"], &[]);
+    server.wait_ready();
+    server.open(URI, "python", ADD);
+    let items = server.inline(URI, 1, 11).unwrap_or_else(|err| panic!("{err}\n{}", server.log()));
+    assert!(items.is_empty(), "{items:?}");
+    assert_eq!(fake.count("/completion"), 1, "the request was sent again\n{}", server.log());
+    let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
+    assert_eq!(status["state"], "ready", "a busy server is not a lost one: {status}");
+    server.shutdown();
 }
 
 #[test]

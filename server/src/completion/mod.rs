@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::config::{Sampling, Settings};
 use crate::documents::Snapshot;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, TokenCounter};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, StopReason, TokenCounter};
 use crate::postprocess::first_word;
 use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
@@ -153,7 +153,12 @@ async fn run(
     let mut alternatives = Alternatives::default();
     for attempt in 0..plan.attempts {
         let job = plan.attempt(attempt, &alternatives, settings, decision);
-        let (raw, generated) = output(cache, engine, &job, &plan.healed, &cancel).await?;
+        let Some((raw, generated)) = output(cache, engine, &job, &plan.healed, &cancel).await? else {
+            // The prompt could not even be read in time (a slow machine, a busy server): another
+            // attempt would wait as long again.
+            tracing::debug!("the prompt budget ran out before a first token: no more attempts");
+            break;
+        };
         tracing::debug!("raw output: {raw:?}");
         let Some(raw) = unheal(&raw, &plan.healed) else {
             tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", plan.healed);
@@ -307,14 +312,14 @@ impl Plan {
 }
 
 /// A job's output, from the output cache or the engine: the text after the stop rules, and
-/// everything generated.
+/// everything generated; `None` when the prompt budget ran out before a first token.
 async fn output(
     cache: &Mutex<cache::Cache>,
     engine: &Engine,
     job: &Job,
     healed: &str,
     cancel: &CancelToken,
-) -> Result<(String, String), EngineError> {
+) -> Result<Option<(String, String)>, EngineError> {
     let variant = |required: &str| {
         format!("{}/{:?}/{required:?}/{:?}/{}", job.max_tokens, job.sampling, job.avoid, job.needs_content)
     };
@@ -329,14 +334,18 @@ async fn output(
         (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
     });
     if let Some(raw) = cached {
-        return Ok((raw, String::new()));
+        return Ok(Some((raw, String::new())));
     }
     let output = engine.generate(job.clone(), cancel.clone()).await?;
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
+    if output.stop == StopReason::PromptBudget {
+        // Not the model's answer: nothing to keep for the next request with this prompt.
+        return Ok(None);
+    }
     cache.lock().store_output(key, output.text.clone());
-    Ok((output.text, output.generated))
+    Ok(Some((output.text, output.generated)))
 }
 
 /// What alternatives must avoid: the first words of the answers so far, and a blank answer.

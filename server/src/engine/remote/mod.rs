@@ -112,8 +112,12 @@ struct Server {
 
 /// Why a request failed.
 enum Fault {
-    /// Worth trying again: no connection, 5xx, a time-out.
+    /// Worth trying again: no connection, 5xx.
     Transient(String),
+    /// The server took longer than the time-out. While connecting it is tried again like a
+    /// transient fault; a job's request is not: asking again would queue behind the same work on
+    /// a busy server, and the job's own budget is spent by then.
+    Slow(String),
     /// The server refused the API key.
     Auth(String),
     /// Anything else: the answer will not change by asking again.
@@ -207,7 +211,7 @@ impl Remote {
                     return;
                 }
                 Err(Fault::Auth(message) | Fault::Fatal(message)) => return self.fail(message),
-                Err(Fault::Transient(why)) => {
+                Err(Fault::Transient(why) | Fault::Slow(why)) => {
                     let message = format!("waiting for the server at {url}: {why} (next try in {delay:.1?})");
                     tracing::info!("{message}");
                     self.state.send_replace(State::Loading { message, percent: None });
@@ -392,7 +396,7 @@ impl Remote {
         let body = match tokio::time::timeout(self.config.timeout, read).await {
             Ok(Ok(body)) => body,
             Ok(Err(err)) => return Err(Fault::Transient(describe(&err))),
-            Err(_) => return Err(Fault::Transient(format!("no answer within {} ms", self.config.timeout.as_millis()))),
+            Err(_) => return Err(self.slow()),
         };
         serde_json::from_str(&body).map_err(|_| {
             Fault::Fatal(format!("{url}{path} answered something that is not JSON: {}", wire::snippet(&body)))
@@ -451,6 +455,9 @@ impl Remote {
         }
         let slot = job.document.as_deref().filter(|_| server.api == Api::LlamaServer).map(|d| slot_of(d, server.slots));
         let started = Instant::now();
+        // The job's prompt budget bounds the wait for its first piece, steps and queueing on a
+        // busy server included, as it bounds prompt decoding on the embedded engine.
+        let deadline = started.checked_add(job.budget.prompt);
         let mut generation = Generation::default();
         let mut stats = Stats::default();
         if let (Api::LlamaServer, Rendered::Prompt(prompt)) = (server.api, &mut rendered) {
@@ -458,7 +465,8 @@ impl Remote {
                 *prompt = json!([text]);
             }
             if let Value::Array(parts) = prompt {
-                let steered = self.steer(&server, &job, parts, slot, &cancel, &mut generation, &mut stats).await?;
+                let steered =
+                    self.steer(&server, &job, parts, slot, (&cancel, deadline), &mut generation, &mut stats).await?;
                 if let Some(stop) = steered {
                     return Ok(output(&job, &generation, stop, stats));
                 }
@@ -473,8 +481,9 @@ impl Remote {
             }
             body["n_predict"] = left.into();
         }
-        let Some(response) = self.send(path, &body, &cancel).await? else {
-            return Ok(output(&job, &generation, StopReason::Cancelled, stats));
+        let response = match self.send(path, &body, &cancel, deadline).await? {
+            Sent::Answer(response) => response,
+            Sent::Stopped(stop) => return Ok(output(&job, &generation, stop, stats)),
         };
         self.stream(response, job, cancel, started, generation, stats).await
     }
@@ -489,15 +498,16 @@ impl Remote {
         job: &Job,
         prompt: &mut Vec<Value>,
         slot: Option<u32>,
-        cancel: &CancelToken,
+        (cancel, deadline): (&CancelToken, Option<Instant>),
         generation: &mut Generation,
         stats: &mut Stats,
     ) -> Result<Option<StopReason>, EngineError> {
         let mut steering = Steering::new(job);
         while steering.pending() && generation.tokens < steer::MOST_STEPS.min(job.max_tokens as usize) {
             let body = wire::step_body(prompt, slot, steer::CANDIDATES);
-            let Some(response) = self.send("/completion", &body, cancel).await? else {
-                return Ok(Some(StopReason::Cancelled));
+            let response = match self.send("/completion", &body, cancel, deadline).await? {
+                Sent::Answer(response) => response,
+                Sent::Stopped(stop) => return Ok(Some(stop)),
             };
             let read = self.read_json(response, "/completion");
             let Some(answer) = until_cancelled(read, cancel, &self.stopped).await else {
@@ -532,29 +542,33 @@ impl Remote {
         Ok(None)
     }
 
-    /// Sends a streaming request, retrying connection errors and 5xx with backoff; `None` if the
-    /// job was cancelled meanwhile.
+    /// Sends a job's request, retrying connection errors and 5xx with backoff, until the job is
+    /// cancelled or its `deadline` for a first piece passes.
     async fn send(
         self: &Arc<Self>,
         path: &str,
         body: &Value,
         cancel: &CancelToken,
-    ) -> Result<Option<reqwest::Response>, EngineError> {
+        deadline: Option<Instant>,
+    ) -> Result<Sent, EngineError> {
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
             let request = self.request(reqwest::Method::POST, path).json(body).send();
-            let result = match until_cancelled(self.timed(request), cancel, &self.stopped).await {
-                None => return Ok(None),
-                Some(Ok(response)) => self.check(response, path).await,
-                Some(Err(fault)) => Err(fault),
+            let result = match until_cancelled(by(deadline, self.timed(request)), cancel, &self.stopped).await {
+                None => return Ok(Sent::Stopped(StopReason::Cancelled)),
+                Some(None) => return Ok(Sent::Stopped(StopReason::PromptBudget)),
+                Some(Some(Ok(response))) => self.check(response, path).await,
+                Some(Some(Err(fault))) => Err(fault),
             };
             match result {
-                Ok(response) => return Ok(Some(response)),
+                Ok(response) => return Ok(Sent::Answer(response)),
                 Err(Fault::Transient(why)) if attempt < ATTEMPTS => {
                     tracing::debug!("{path} failed ({why}); retrying in {delay:?}");
-                    if until_cancelled(tokio::time::sleep(delay), cancel, &self.stopped).await.is_none() {
-                        return Ok(None);
+                    match until_cancelled(by(deadline, tokio::time::sleep(delay)), cancel, &self.stopped).await {
+                        None => return Ok(Sent::Stopped(StopReason::Cancelled)),
+                        Some(None) => return Ok(Sent::Stopped(StopReason::PromptBudget)),
+                        Some(Some(())) => {}
                     }
                     delay *= 2;
                     attempt += 1;
@@ -562,6 +576,11 @@ impl Remote {
                 Err(fault) => return Err(self.fault(fault)),
             }
         }
+    }
+
+    /// The fault of an answer that took longer than the time-out.
+    fn slow(&self) -> Fault {
+        Fault::Slow(format!("no answer within {} ms", self.config.timeout.as_millis()))
     }
 
     /// A request's answer within the time-out.
@@ -572,7 +591,7 @@ impl Remote {
         match tokio::time::timeout(self.config.timeout, request).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => Err(Fault::Transient(describe(&err))),
-            Err(_) => Err(Fault::Transient(format!("no answer within {} ms", self.config.timeout.as_millis()))),
+            Err(_) => Err(self.slow()),
         }
     }
 
@@ -584,6 +603,8 @@ impl Remote {
                 self.reconnect(Some(why.clone()));
                 EngineError::Failed(format!("the server at {}: {why}", self.config.url))
             }
+            // A busy server is not a lost one: the status stays as it is.
+            Fault::Slow(why) => EngineError::Failed(format!("the server at {}: {why}", self.config.url)),
             Fault::Auth(message) => {
                 self.fail(message.clone());
                 EngineError::Unavailable(message)
@@ -622,8 +643,7 @@ impl Remote {
                 None => {}
             }
             if now.duration_since(last_arrival) > self.config.timeout {
-                let why = format!("no answer within {} ms", self.config.timeout.as_millis());
-                return Err(self.fault(Fault::Transient(why)));
+                return Err(self.fault(self.slow()));
             }
             let chunk = tokio::select! {
                 chunk = body.next() => chunk,
@@ -690,6 +710,21 @@ impl Remote {
 fn output(job: &Job, generation: &Generation, stop: StopReason, stats: Stats) -> Output {
     let (text, generated) = generation.finish(job, stop);
     Output { text, generated, stop, stats }
+}
+
+/// How a job's request went.
+enum Sent {
+    Answer(reqwest::Response),
+    /// Cancelled, or the job's budget for a first piece ran out first.
+    Stopped(StopReason),
+}
+
+/// Runs `work` until it finishes (`Some`) or `deadline` passes (`None`).
+async fn by<T>(deadline: Option<Instant>, work: impl std::future::Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), work).await.ok(),
+        None => Some(work.await),
+    }
 }
 
 /// Runs `work` until it finishes or the job is cancelled (`None`); dropping `work` on
