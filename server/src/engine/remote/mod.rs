@@ -481,6 +481,8 @@ impl Remote {
             }
             body["n_predict"] = left.into();
         }
+        // Once steering has produced the first piece, the generation budget (in `stream`) governs.
+        let deadline = deadline.filter(|_| generation.tokens == 0);
         let response = match self.send(path, &body, &cancel, deadline).await? {
             Sent::Answer(response) => response,
             Sent::Stopped(stop) => return Ok(output(&job, &generation, stop, stats)),
