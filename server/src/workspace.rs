@@ -26,6 +26,21 @@ pub struct Workspace {
     ring_lines: Mutex<HashMap<String, usize>>,
     /// The workspace folder.
     root: RwLock<Option<PathBuf>>,
+    /// Where the user was last seen, and the pre-warming in progress.
+    warmth: Mutex<Warmth>,
+}
+
+/// Pre-warming's state: where the next completion is expected, and which call may run.
+#[derive(Default)]
+struct Warmth {
+    /// A document and a byte offset in it: the last edit's end, cursor or completion.
+    spot: Option<(String, usize)>,
+    /// Bumped by every newer event; a pre-warming call runs only if it holds the latest.
+    generation: u64,
+    /// The running pre-warming job's token.
+    cancel: Option<CancelToken>,
+    /// Pre-warming jobs finished, for tests and the status command.
+    finished: u64,
 }
 
 /// Where a completion is asked for: a document, and a position in the client's encoding.
@@ -73,6 +88,7 @@ impl Workspace {
             ring: Mutex::new(Ring::default()),
             ring_lines: Mutex::new(HashMap::new()),
             root: RwLock::new(None),
+            warmth: Mutex::new(Warmth::default()),
         }
     }
 
@@ -112,6 +128,12 @@ impl Workspace {
     /// Closes a document and forgets what was kept for it.
     pub fn close(&self, uri: &str) -> Result<(), crate::documents::StoreError> {
         self.completer.forget(uri);
+        {
+            let mut warmth = self.warmth.lock();
+            if warmth.spot.as_ref().is_some_and(|(spot, _)| spot == uri) {
+                warmth.spot = None;
+            }
+        }
         self.ring_lines.lock().remove(uri);
         self.documents.close(uri)
     }
@@ -138,6 +160,94 @@ impl Workspace {
     /// Stops any background work on suggestions (the client is gone, or the engine changes).
     pub fn stop_speculating(&self) {
         self.completer.stop_speculating();
+    }
+
+    /// Notes where in a document the user is (the end of an edit, the cursor); `only_if_elsewhere`
+    /// keeps a spot already known in that document (a document opened again).
+    pub fn user_at(&self, uri: &str, cursor: usize, only_if_elsewhere: bool) {
+        let mut warmth = self.warmth.lock();
+        if only_if_elsewhere && warmth.spot.as_ref().is_some_and(|(spot, _)| spot == uri) {
+            return;
+        }
+        warmth.spot = Some((uri.to_owned(), cursor));
+    }
+
+    /// Stops pre-warming, running or about to run; returns the generation that a pre-warming
+    /// call scheduled now must hold (see [`Workspace::prewarm`]).
+    pub fn interrupt_prewarm(&self) -> u64 {
+        let mut warmth = self.warmth.lock();
+        warmth.generation += 1;
+        if let Some(cancel) = warmth.cancel.take() {
+            cancel.cancel();
+        }
+        warmth.generation
+    }
+
+    /// Pre-warming jobs finished so far.
+    pub fn prewarmed(&self) -> u64 {
+        self.warmth.lock().finished
+    }
+
+    /// Reads, at idle priority, the prompt of a completion where the user was last seen, unless
+    /// anything happened since `generation` was handed out (an edit, a cursor move, a request)
+    /// or `completion.prewarm` is off. Local models only.
+    pub async fn prewarm(&self, generation: u64) {
+        let stale = || self.warmth.lock().generation != generation;
+        let Some((uri, cursor)) = self.warmth.lock().spot.clone().filter(|_| !stale()) else { return };
+        let settings = self.settings();
+        let Some(engine) = self.engine().filter(|engine| settings.prewarm && !engine.is_remote()) else { return };
+        if !matches!(engine.state(), crate::engine::State::Ready { .. }) {
+            return;
+        }
+        let Some(snapshot) = self.documents.parsed(&uri, stale).await else { return };
+        if stale() || !snapshot.in_sync || !settings.completes(&snapshot.language_id) {
+            return;
+        }
+        let cursor = snapshot.text.char_to_byte(snapshot.text.byte_to_char(cursor.min(snapshot.text.len_bytes())));
+        let request = self.request(snapshot, cursor, Trigger::Invoked, false, false);
+        let cancel = CancelToken::new();
+        {
+            let mut warmth = self.warmth.lock();
+            if warmth.generation != generation {
+                return;
+            }
+            warmth.cancel = Some(cancel.clone());
+        }
+        match self.completer.prewarm(&engine, &settings, &request, cancel).await {
+            Ok(Some(stats)) => {
+                self.warmth.lock().finished += 1;
+                tracing::debug!(
+                    "pre-warmed {uri} at {cursor}: {} prompt tokens, {} evaluated in {} ms",
+                    stats.prompt_tokens,
+                    stats.evaluated_tokens,
+                    stats.prompt_ms
+                );
+            }
+            Ok(None) => tracing::debug!("nothing to pre-warm at {cursor} of {uri}"),
+            Err(err) => tracing::debug!("pre-warming {uri} stopped: {err}"),
+        }
+    }
+
+    /// A completion request at `cursor` of `snapshot`, with the context the workspace holds.
+    fn request(
+        &self,
+        snapshot: Snapshot,
+        cursor: usize,
+        trigger: Trigger,
+        alternatives: bool,
+        speculate: bool,
+    ) -> Request {
+        let around = ring::chunk_around_rope(&snapshot.text, snapshot.text.byte_to_line(cursor));
+        Request {
+            cursor,
+            trigger,
+            alternatives: alternatives && trigger == Trigger::Invoked,
+            others: self.documents.all().into_iter().filter(|other| other.uri != snapshot.uri).collect(),
+            chunks: self.ring.lock().relevant(&around),
+            root: self.root(),
+            snapshot,
+            speculate,
+        }
     }
 
     /// Suggestions at a position: waits for the document's parse (unless `unwanted` says the
@@ -174,17 +284,10 @@ impl Workspace {
             tracing::debug!("completion for {} no longer wanted before it started", at.uri);
             return nothing(snapshot);
         }
-        let around = ring::chunk_around_rope(&snapshot.text, snapshot.text.byte_to_line(cursor));
-        let request = Request {
-            cursor,
-            trigger,
-            alternatives: alternatives && trigger == Trigger::Invoked,
-            others: self.documents.all().into_iter().filter(|other| other.uri != snapshot.uri).collect(),
-            chunks: self.ring.lock().relevant(&around),
-            root: self.root(),
-            snapshot: snapshot.clone(),
-            speculate,
-        };
+        // The completion reads its own prompt: no pre-warming meanwhile, and later at this spot.
+        self.interrupt_prewarm();
+        self.user_at(at.uri, cursor, false);
+        let request = self.request(snapshot.clone(), cursor, trigger, alternatives, speculate);
         let result = self.completer.suggest(&engine, &settings, &request, cancel.clone()).await;
         if cancel.is_cancelled() {
             return nothing(snapshot);

@@ -14,6 +14,7 @@ mod hub;
 mod lifecycle;
 mod model;
 mod pipeline;
+mod prewarm;
 mod progress;
 mod remote;
 mod sync;

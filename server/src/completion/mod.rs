@@ -4,6 +4,7 @@
 //! gather cross-file context → build the prompt for the model's mode → reuse a cached output or
 //! run the engine with the stop rules → post-process and syntax-check.
 
+pub mod budget;
 pub mod cache;
 pub mod context;
 pub mod decide;
@@ -21,6 +22,7 @@ use crate::postprocess::first_word;
 use crate::postprocess::{self, syntax};
 use crate::prompt::ring::Chunk;
 use crate::prompt::{self, template, Counter, Estimate, Mode, Parts};
+use budget::Budgets;
 use decide::{Decision, Scope, Trigger};
 
 /// Text to show at the cursor, replacing bytes `start..end` of the snapshot.
@@ -123,6 +125,28 @@ impl Completer {
         });
     }
 
+    /// Reads the prompt that a completion at the request's cursor starts with, at idle priority
+    /// and without generating, so that the completion itself reads only what changed by then
+    /// (pre-warming the engine's cache while the user reads). `None`: nothing would be asked
+    /// there.
+    pub async fn prewarm(
+        &self,
+        engine: &Engine,
+        settings: &Settings,
+        request: &Request,
+        cancel: CancelToken,
+    ) -> Result<Option<crate::engine::Stats>, EngineError> {
+        let snapshot = &request.snapshot;
+        let decision = decide::decide(&snapshot.text, snapshot.tree.as_ref(), request.cursor, Trigger::Invoked);
+        if decision.scope == Scope::Nothing {
+            return Ok(None);
+        }
+        let mut job = plan(engine, settings, request, &decision, Priority::Idle).await?.job;
+        job.max_tokens = 0;
+        let output = engine.generate(job, cancel).await?;
+        Ok(Some(output.stats))
+    }
+
     /// Cancels the background work for a suggestion that is no longer on screen.
     pub fn stop_speculating(&self) {
         if let Some(cancel) = self.speculation.lock().take() {
@@ -210,7 +234,8 @@ async fn plan(
     // Cutting the window and gathering context tokenize much text and read imported files from
     // disk: that blocking work runs off the async threads.
     let exact = counter.as_ref().is_some_and(TokenCounter::exact);
-    let budgets = Budgets::fitting(settings, model.context_size, exact);
+    let budgets = Budgets::for_model(settings, &model, exact);
+    log_budgets(&budgets, &model);
     let (mut window, extras) = {
         let request = request.clone();
         tokio::task::spawn_blocking(move || {
@@ -256,12 +281,11 @@ async fn plan(
         repo: &repo,
         extras: &extras,
         repo_tokens: model.has_repo_tokens,
-        single_line,
     };
     let prompt = template::build(mode, &parts);
     let rules = postprocess_context(snapshot, decision);
     let stop_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
-    let max_tokens = if single_line { settings.max_tokens.min(LINE_MAX_TOKENS) } else { settings.max_tokens };
+    let max_tokens = if single_line { budgets.max_tokens.min(LINE_MAX_TOKENS) } else { budgets.max_tokens };
     let mut job = Job::new(priority, prompt, max_tokens);
     if request.trigger == Trigger::Invoked && priority == Priority::Interactive {
         // Asked for on purpose: a longer block is worth the wait.
@@ -420,36 +444,30 @@ impl<'s> Ranking<'s> {
     }
 }
 
-/// Token budgets of a prompt's parts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Budgets {
-    prefix: usize,
-    suffix: usize,
-    extra: usize,
-}
-
-impl Budgets {
-    /// The settings' budgets. Without the model's tokenizer (a remote server), tokens are only
-    /// estimated: the parts then shrink together to fit three quarters of the server's context
-    /// (what one of its slots holds) after the answer, so that an estimate that falls short
-    /// still fits.
-    fn fitting(settings: &Settings, context_size: u32, counted: bool) -> Budgets {
-        let wanted = Budgets {
-            prefix: settings.prefix_tokens as usize,
-            suffix: settings.suffix_tokens as usize,
-            extra: settings.extra_tokens as usize,
-        };
-        if counted || context_size == 0 {
-            return wanted;
-        }
-        let room = (context_size as usize * 3 / 4).saturating_sub(settings.max_tokens as usize).max(64);
-        let total = wanted.prefix + wanted.suffix + wanted.extra;
-        if total <= room {
-            return wanted;
-        }
-        let share = |part: usize| part * room / total;
-        Budgets { prefix: share(wanted.prefix), suffix: share(wanted.suffix), extra: share(wanted.extra) }
+/// Logs the budgets when they differ from the last ones logged (a new model, new settings).
+fn log_budgets(budgets: &Budgets, model: &crate::models::ModelInfo) {
+    static LAST: Mutex<Option<Budgets>> = Mutex::new(None);
+    if LAST.lock().replace(*budgets) == Some(*budgets) {
+        return;
     }
+    let speed = model.rates.map_or_else(
+        || "speed not measured".to_owned(),
+        |rates| {
+            format!(
+                "{:.1} prompt tokens/s, {:.1} generated tokens/s",
+                rates.prompt_per_second(),
+                rates.generation_per_second()
+            )
+        },
+    );
+    tracing::info!(
+        "completion budgets for {} ({speed}): prefix {}, suffix {}, context {} tokens; answers up to {} tokens",
+        model.name,
+        budgets.prefix,
+        budgets.suffix,
+        budgets.extra,
+        budgets.max_tokens
+    );
 }
 
 /// The suggestion, or the first lines of it, that leaves the fewest syntax errors (see
@@ -585,23 +603,6 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(heal_split(line), expected, "{line:?}");
         }
-    }
-
-    #[test]
-    fn estimated_prompts_shrink_to_fit_a_remote_slot() {
-        let settings = Settings::default();
-        let wanted = Budgets {
-            prefix: settings.prefix_tokens as usize,
-            suffix: settings.suffix_tokens as usize,
-            extra: settings.extra_tokens as usize,
-        };
-        assert_eq!(Budgets::fitting(&settings, 2048, true), wanted, "counted with the tokenizer");
-        assert_eq!(Budgets::fitting(&settings, 0, false), wanted, "no size known");
-        assert_eq!(Budgets::fitting(&settings, 32768, false), wanted, "room enough");
-        let small = Budgets::fitting(&settings, 2048, false);
-        let total = small.prefix + small.suffix + small.extra;
-        assert!(total + settings.max_tokens as usize <= 1536, "{small:?}");
-        assert!(small.prefix > small.extra && small.extra > small.suffix, "in proportion: {small:?}");
     }
 
     #[test]

@@ -116,6 +116,20 @@ pub const SETTINGS: &[SettingDef] = &[
         env: None,
     },
     SettingDef {
+        key: "completion.adaptiveBudgets",
+        kind: Kind::Bool,
+        default: "true",
+        description: "Fit the prompt and answer to the model's speed on this machine, measured when it loads: the context.*Tokens budgets shrink (never grow) so that a new prompt is read within about 12 s, and completion.maxTokens so that an answer takes at most about 4 s. Fast machines keep the settings as they are; off uses them as they are everywhere. The chosen budgets are logged.",
+        env: Some("MISTRAL_LSP_ADAPTIVE_BUDGETS"),
+    },
+    SettingDef {
+        key: "completion.prewarm",
+        kind: Kind::Bool,
+        default: "true",
+        description: "While the user reads (after a file is opened, the cursor moves, a pause in typing, a save), read the prompt of the next completion at idle priority, so that the completion itself only reads what changed.",
+        env: Some("MISTRAL_LSP_PREWARM"),
+    },
+    SettingDef {
         key: "completion.timeLimitScale",
         kind: Kind::Number { min: 0.1, max: 100.0 },
         default: "1",
@@ -193,6 +207,8 @@ pub struct Settings {
     pub completion_enabled: bool,
     pub max_tokens: u32,
     pub precompute: bool,
+    pub adaptive_budgets: bool,
+    pub prewarm: bool,
     pub time_limit_scale: f64,
     pub disabled_languages: Vec<String>,
     pub prefix_tokens: u32,
@@ -248,6 +264,8 @@ impl Settings {
             completion_enabled: value("completion.enabled").as_bool().unwrap_or(true),
             max_tokens: integer("completion.maxTokens"),
             precompute: value("completion.precompute").as_bool().unwrap_or(false),
+            adaptive_budgets: value("completion.adaptiveBudgets").as_bool().unwrap_or(true),
+            prewarm: value("completion.prewarm").as_bool().unwrap_or(true),
             time_limit_scale: value("completion.timeLimitScale").as_f64().unwrap_or(1.0),
             disabled_languages: value("completion.disabledLanguages")
                 .as_array()

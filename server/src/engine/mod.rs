@@ -439,6 +439,11 @@ impl Engine {
         self.inner.state.borrow().clone()
     }
 
+    /// Whether jobs go to a remote server.
+    pub fn is_remote(&self) -> bool {
+        self.inner.remote.is_some()
+    }
+
     /// A receiver that sees every state change, for progress reports.
     pub fn watch(&self) -> watch::Receiver<State> {
         self.inner.state.clone()

@@ -1,7 +1,10 @@
 //! A deterministic test backend for protocol tests. Compiled only with the `test-backend` feature,
 //! which only test builds enable, so users can never reach it.
 //!
-//! Spec: `test:MODE[?load_ms=N&prompt_ms=N&token_ms=N&tokens=N]`. Modes:
+//! Spec: `test:MODE[?load_ms=N&prompt_ms=N&token_ms=N&tokens=N&prompt_us=N&generation_us=N]`.
+//! `prompt_us`/`generation_us` are the speed it reports as measured (microseconds a prompt
+//! token and a generated token; unmeasured without them), which the adaptive budgets read.
+//! Modes:
 //! - `checksum`: answers `"LEN:HASH"` (a string literal, valid code in most places), where LEN
 //!   is the cursor's byte offset in the prompt's window of the file and HASH the FNV-1a hash
 //!   (hex) of that window's text. It reads native FIM prompts (prefix, suffix, and the cursor
@@ -16,7 +19,11 @@
 //!
 //! Each job first "evaluates its prompt" for `prompt_ms`, in 10 ms steps; then the answer is
 //! emitted in `tokens` pieces, `token_ms` apart, checking for cancellation between steps as the
-//! real engine does between batches and tokens.
+//! real engine does between batches and tokens. Like the real engine it keeps one "cache" (the
+//! last prompt's text, rendered with its special tokens): a job whose prompt shares a start with
+//! it reports those bytes as reused and only the rest as evaluated (counted in bytes), and takes
+//! `prompt_ms` times the share it evaluates. A job with `max_tokens` 0 only evaluates its
+//! prompt (pre-warming).
 
 use std::time::Duration;
 
@@ -27,12 +34,18 @@ pub(crate) struct TestBackend {
     prompt_ms: u64,
     token_ms: u64,
     tokens: usize,
+    rates: Option<crate::models::Rates>,
+    /// The text of the last prompt, as far as it was evaluated.
+    cached: String,
 }
 
 /// The step of simulated prompt evaluation.
 const PROMPT_STEP_MS: u64 = 10;
 
 pub(crate) struct Running {
+    /// The rendered prompt, cached once its evaluation finishes.
+    rendered: String,
+    only_prompt: bool,
     pieces: Vec<String>,
     prompt_steps: u64,
     next: usize,
@@ -44,7 +57,8 @@ pub(crate) struct Running {
 impl TestBackend {
     pub fn load(options: &str, shared: &Shared) -> Result<TestBackend, String> {
         let (mode, query) = options.split_once('?').unwrap_or((options, ""));
-        let mut backend = TestBackend { prompt_ms: 0, token_ms: 0, tokens: 4 };
+        let mut backend = TestBackend { prompt_ms: 0, token_ms: 0, tokens: 4, rates: None, cached: String::new() };
+        let mut rates = crate::models::Rates::default();
         let mut load_ms = 0;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -54,9 +68,12 @@ impl TestBackend {
                 "prompt_ms" => backend.prompt_ms = number,
                 "token_ms" => backend.token_ms = number,
                 "tokens" => backend.tokens = number.max(1) as usize,
+                "prompt_us" => rates.prompt_us_per_token = number.clamp(1, u32::MAX.into()) as u32,
+                "generation_us" => rates.generation_us_per_token = number.clamp(1, u32::MAX.into()) as u32,
                 _ => return Err(format!("test backend: unknown option `{key}`")),
             }
         }
+        backend.rates = (rates != crate::models::Rates::default()).then_some(rates);
         for step in 1..=4u32 {
             std::thread::sleep(Duration::from_millis(load_ms / 4));
             shared.loading("loading test model".into(), Some(step * 25));
@@ -80,6 +97,7 @@ impl TestBackend {
             name: "test coder".into(),
             has_fim_tokens: true,
             has_repo_tokens: true,
+            rates: self.rates,
             ..ModelInfo::default()
         }
     }
@@ -109,6 +127,26 @@ fn window_of(segments: &[Segment], required_prefix: &str) -> (usize, String) {
     (cursor, parts.concat())
 }
 
+/// The prompt as one string, special tokens written as their names.
+fn rendered(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Infill { prefix, suffix } => format!("<pre>{prefix}<suf>{suffix}<mid>"),
+        Prompt::Segments(segments) => segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Text(text) => text.clone(),
+                Segment::Special(special) => format!("<{special:?}>"),
+            })
+            .collect(),
+        Prompt::Chat { messages, answer_prefix } => {
+            let mut text: String = messages.iter().map(|m| format!("<{}>{}", m.role, m.content)).collect();
+            text.push_str("<answer>");
+            text.push_str(answer_prefix);
+            text
+        }
+    }
+}
+
 /// FNV-1a, 64 bits.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
@@ -136,9 +174,22 @@ impl Backend for TestBackend {
             .map_or_else(String::new, |answer| format!("{}{answer}", job.required_prefix));
         let size = answer.len().div_ceil(self.tokens).max(1);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-        let stats = Stats { prompt_tokens: whole.len(), evaluated_tokens: whole.len(), ..Stats::default() };
-        let prompt_steps = self.prompt_ms.div_ceil(PROMPT_STEP_MS);
-        Ok(Running { pieces, prompt_steps, next: 0, text: String::new(), cancel, stats })
+        let rendered = rendered(&job.prompt);
+        let common = self.cached.bytes().zip(rendered.bytes()).take_while(|(a, b)| a == b).count();
+        // The last byte is evaluated again, as the real engine decodes the last token again.
+        let reused = common.min(rendered.len().saturating_sub(1));
+        let evaluated = rendered.len() - reused;
+        let stats = Stats {
+            prompt_tokens: rendered.len(),
+            reused_tokens: reused,
+            evaluated_tokens: evaluated,
+            ..Stats::default()
+        };
+        let share = evaluated as f64 / rendered.len().max(1) as f64;
+        let prompt_steps = (self.prompt_ms as f64 * share / PROMPT_STEP_MS as f64).ceil() as u64;
+        self.cached.truncate(reused);
+        let only_prompt = job.max_tokens == 0;
+        Ok(Running { rendered, only_prompt, pieces, prompt_steps, next: 0, text: String::new(), cancel, stats })
     }
 
     fn step(&mut self, running: &mut Running) -> Step {
@@ -155,11 +206,14 @@ impl Backend for TestBackend {
             running.prompt_steps -= 1;
             return Step::Continue;
         }
-        let Some(piece) = running.pieces.get(running.next) else {
+        if self.cached.len() < running.rendered.len() {
+            self.cached = std::mem::take(&mut running.rendered);
+        }
+        let Some(piece) = running.pieces.get(running.next).filter(|_| !running.only_prompt) else {
             return Step::Done(Ok(Output {
                 text: running.text.clone(),
                 generated: running.text.clone(),
-                stop: StopReason::EndOfText,
+                stop: if running.only_prompt { StopReason::MaxTokens } else { StopReason::EndOfText },
                 stats: running.stats,
             }));
         };

@@ -59,6 +59,8 @@ pub fn apply(session: &Session, params: Option<&Value>) {
         }
     }
     let edited_line = changes.first().and_then(|c| c.range).map(|(start, _)| start.line as usize);
+    // Where the last edit ends, in the new text: where the user is.
+    let last_edit = changes.last().and_then(|c| Some((c.range?.0, c.text.len())));
     match session.workspace.documents.change(uri, version, &changes, session.encoding()) {
         Ok(0) => {}
         Ok(clamped) => tracing::warn!("didChange {uri}: {clamped} ranges past the end of the document were clamped"),
@@ -75,7 +77,12 @@ pub fn apply(session: &Session, params: Option<&Value>) {
             ),
         );
     }
-    if let (Some(line), Some(snapshot)) = (edited_line, session.workspace.documents.snapshot(uri)) {
+    let Some(snapshot) = session.workspace.documents.snapshot(uri) else { return };
+    if let Some(line) = edited_line {
         session.workspace.remember(uri, &snapshot.text, line);
+    }
+    if let Some((start, inserted)) = last_edit {
+        let start = crate::documents::position::byte_offset_clamped(&snapshot.text, start, session.encoding());
+        session.workspace.user_at(uri, start + inserted, false);
     }
 }

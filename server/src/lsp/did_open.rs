@@ -31,4 +31,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
     tracing::debug!("open {} ({}, {} bytes)", item.uri, item.language_id, item.text.len());
     let document = Document::unparsed(&item.uri, &item.language_id, item.version, &item.text);
     session.workspace.open(document);
+    // Until the client says where the cursor is (`mistral-lsp/cursor`), pre-warming reads the
+    // file's start, which prompts for this file share.
+    session.workspace.user_at(&item.uri, 0, true);
 }

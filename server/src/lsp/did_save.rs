@@ -1,4 +1,5 @@
-//! `textDocument/didSave`: noted in the log; the text is already current through `didChange`.
+//! `textDocument/didSave`: the text is already current through `didChange`; a save is a pause,
+//! so pre-warming reads the next completion's prompt.
 
 use tower_lsp_server::gen_lsp_types::DidSaveTextDocumentParams;
 
@@ -7,7 +8,10 @@ use super::server::Server;
 pub fn handle(server: &Server, params: DidSaveTextDocumentParams) {
     let uri = params.text_document.uri;
     match server.session.workspace.documents.snapshot(uri.as_ref()) {
-        Some(snapshot) => tracing::debug!("saved {uri} at version {}", snapshot.version),
+        Some(snapshot) => {
+            tracing::debug!("saved {uri} at version {}", snapshot.version);
+            super::prewarm::schedule(&server.session);
+        }
         None => tracing::warn!("didSave for a document that is not open: {uri}"),
     }
 }

@@ -46,8 +46,12 @@ fn status(server: &Server) -> LspAny {
             None => ("starting", "the engine has not started".to_owned(), None),
         },
         Some(State::Loading { message, percent }) => ("loading", message, percent),
-        Some(State::Ready { model, .. }) => ("ready", model.description, None),
+        Some(State::Ready { model, .. }) => ("ready", model.description.clone(), None),
         Some(State::Failed { message }) => ("error", message, None),
+    };
+    let rates = match engine.as_ref().map(|e| e.state()) {
+        Some(State::Ready { model, .. }) => model.rates,
+        _ => None,
     };
     let counters = engine.as_ref().map(|e| e.counters());
     let workers = crate::engine::workers();
@@ -65,6 +69,13 @@ fn status(server: &Server) -> LspAny {
         "evaluatedTokens": count(|c| c.evaluated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "reusedTokens": count(|c| c.reused_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "generatedTokens": count(|c| c.generated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
+        // Pre-warming jobs finished (`completion.prewarm`).
+        "prewarmed": session.workspace.prewarmed(),
+        // The loaded model's speed here, measured when it loaded.
+        "speed": rates.map(|r| json!({
+            "promptTokensPerSecond": r.prompt_per_second(),
+            "generatedTokensPerSecond": r.generation_per_second(),
+        })),
         "threads": settings.threads,
         "contextSize": settings.context_size,
         "tickets": session.tickets.len(),

@@ -12,6 +12,7 @@ use tower_lsp_server::{LspService, Server as Transport};
 
 mod completion;
 mod convert;
+mod cursor;
 mod did_change;
 mod did_change_configuration;
 mod did_close;
@@ -22,6 +23,7 @@ mod initialize;
 mod initialized;
 mod inline_completion;
 mod ordered;
+mod prewarm;
 mod progress;
 mod server;
 mod session;

@@ -19,7 +19,7 @@ use tower_lsp_server::ExitedError;
 
 use super::session::{Session, Ticket};
 use super::thread_time;
-use super::{did_change, did_change_configuration, did_close, did_open};
+use super::{cursor, did_change, did_change_configuration, did_close, did_open, prewarm};
 
 /// A message that holds the loop this long is logged: edits should take well under a millisecond.
 const SLOW: Duration = Duration::from_millis(50);
@@ -96,6 +96,13 @@ where
         };
         if let Some(apply) = sync {
             apply(session, request.params());
+            prewarm::schedule(session);
+            return Box::pin(std::future::ready(Ok(None)));
+        }
+        if request.method() == cursor::METHOD && is_notification {
+            if cursor::apply(session, request.params()) {
+                prewarm::schedule(session);
+            }
             return Box::pin(std::future::ready(Ok(None)));
         }
         match request.method() {

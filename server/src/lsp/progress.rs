@@ -54,7 +54,7 @@ pub async fn start_engine(server: &Server) {
     *session.model_error.lock() = None;
     session.workspace.set_engine(Some(engine.clone()));
     let support = *session.client.read();
-    tokio::spawn(report(server.client.clone(), engine, support.work_done_progress));
+    tokio::spawn(report(server.client.clone(), engine, support.work_done_progress, session.clone()));
 }
 
 /// Stops the engine that ran before, since the settings no longer name its model, and reports why
@@ -73,7 +73,7 @@ async fn send_status(client: &Client, state: &str, message: String, percent: Opt
     client.send_notification::<StatusNotification>(StatusParams { state: state.into(), message, percent }).await;
 }
 
-async fn report(client: Client, engine: Engine, work_done_progress: bool) {
+async fn report(client: Client, engine: Engine, work_done_progress: bool, session: std::sync::Arc<super::Session>) {
     let mut states = engine.watch();
     let token = ProgressToken::String(format!("mistral-lsp/model/{}", std::process::id()));
     let mut progress = None;
@@ -97,6 +97,8 @@ async fn report(client: Client, engine: Engine, work_done_progress: bool) {
                 }
             }
             State::Ready { notice, .. } => {
+                // The user may have been reading all along: pre-warm where they were.
+                super::prewarm::schedule(&session);
                 if let Some(progress) = progress.take() {
                     progress.finish_with_message(format!("ready: {message}")).await;
                 }

@@ -13,6 +13,6 @@ mod terminal;
 mod tests;
 
 pub use download::{resolve, FetchError, FetchOptions, Progress};
-pub use info::ModelInfo;
+pub use info::{ModelInfo, Rates};
 pub use spec::ModelSpec;
 pub use terminal::resolve_with_terminal_progress;

@@ -80,8 +80,6 @@ pub struct Parts<'a> {
     pub extras: &'a [Extra],
     /// The vocabulary has `<|repo_name|>` and `<|file_sep|>`.
     pub repo_tokens: bool,
-    /// Only the rest of the line is wanted.
-    pub single_line: bool,
 }
 
 /// Builds the prompt for `mode`.
@@ -135,15 +133,12 @@ fn instruct(parts: &Parts) -> Prompt {
     for extra in parts.extras {
         context.push_str(&format!("From `{}`:\n```{fence}\n{}\n```\n\n", extra.path, extra.text));
     }
-    let wanted = if parts.single_line {
-        "the rest of the line at the cursor"
-    } else {
-        "the code that belongs at the cursor (one or more lines)"
-    };
-    // The cursor's line is not in the question but starts the answer, so that typing on the line
-    // changes only the end of the prompt.
+    // The request comes first, in the same words wherever the cursor is, then the code after the
+    // cursor and the code before it; the cursor's line is not in the question but starts the
+    // answer. Moving to another line then changes only the prompt's end from that line on, and
+    // typing on the line only the answer's start.
     let question = format!(
-        "{context}Complete the code in `{path}` at the cursor.\n\nThe code after the cursor:\n```{fence}\n{suffix}\n```\n\nThe code before the cursor's line:\n```{fence}\n{prefix}\n```\n\nWrite only {wanted}, continuing the cursor's line where your answer starts. Do not repeat the code before or after the cursor. No explanations.",
+        "{context}Complete the code in `{path}` at the cursor. Write only the code that belongs there: the rest of the cursor's line, and more lines only where the code at the cursor is unfinished. Your answer continues the cursor's line. Do not repeat the code before or after the cursor. No explanations.\n\nThe code after the cursor:\n```{fence}\n{suffix}\n```\n\nThe code before the cursor's line:\n```{fence}\n{prefix}\n```",
         path = parts.path,
         suffix = window.suffix.trim_end(),
         prefix = window.prefix.trim_end(),
@@ -223,15 +218,7 @@ mod tests {
     }
 
     fn parts<'a>(window: &'a Window, extras: &'a [Extra], repo_tokens: bool) -> Parts<'a> {
-        Parts {
-            window,
-            path: "src/add.py",
-            language_id: "python",
-            repo: "demo",
-            extras,
-            repo_tokens,
-            single_line: false,
-        }
+        Parts { window, path: "src/add.py", language_id: "python", repo: "demo", extras, repo_tokens }
     }
 
     #[test]
@@ -287,6 +274,10 @@ mod tests {
         let question = &messages[0].content;
         assert!(question.contains("print(add(1, 2))") && question.contains("def add(a, b):"), "{question}");
         assert!(!question.contains("return"), "the cursor line is only in the answer");
+        // The request first, the code before the cursor's line last: a move to another line
+        // changes only the prompt's end.
+        assert!(question.starts_with("Complete the code in `src/add.py`"), "{question}");
+        assert!(question.ends_with("def add(a, b):\n```"), "{question}");
     }
 
     #[test]

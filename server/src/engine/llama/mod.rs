@@ -61,6 +61,11 @@ pub(crate) fn run(spec: &ModelSpec, config: &EngineConfig, shared: &Shared) {
         Ok(session) => session,
         Err(message) => return shared.failed(message),
     };
+    shared.loading("measuring the model's speed".into(), None);
+    if let Err(err) = session.calibrate() {
+        // Budgets then stay as the settings say.
+        tracing::warn!("{err}");
+    }
     *shared.counter.write() = Some(super::TokenCounter::Model(Tokenizer { model: model.clone() }));
     shared.ready(session.info.clone(), notice);
     worker::serve(&mut session, shared);

@@ -110,5 +110,6 @@ pub(super) fn describe(model: &LlamaModel, context_size: u32, threads: u32) -> M
         has_chat_template: model.chat_template(None).is_ok(),
         context_size,
         threads,
+        rates: None,
     }
 }

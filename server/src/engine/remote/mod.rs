@@ -259,6 +259,7 @@ impl Remote {
             has_chat_template: chat,
             context_size: context as u32,
             threads: 0,
+            rates: None,
             name,
         };
         let chars_per_token = match self.tokenize_plain(CODE_SAMPLE).await {
@@ -360,6 +361,7 @@ impl Remote {
             has_chat_template: true,
             context_size: 0,
             threads: 0,
+            rates: None,
         };
         let controls = Mutex::default();
         let chars_per_token = ESTIMATED_CHARS_PER_TOKEN;
