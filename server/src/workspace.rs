@@ -193,7 +193,8 @@ impl Workspace {
     /// or `completion.prewarm` is off. Local models only.
     pub async fn prewarm(&self, generation: u64) {
         let stale = || self.warmth.lock().generation != generation;
-        let Some((uri, cursor)) = self.warmth.lock().spot.clone().filter(|_| !stale()) else { return };
+        let spot = self.warmth.lock().spot.clone();
+        let Some((uri, cursor)) = spot.filter(|_| !stale()) else { return };
         let settings = self.settings();
         let Some(engine) = self.engine().filter(|engine| settings.prewarm && !engine.is_remote()) else { return };
         if !matches!(engine.state(), crate::engine::State::Ready { .. }) {
