@@ -92,7 +92,8 @@ pub fn window(
 }
 
 /// Moves a window start at or after `earliest` to a stable place: the start of the outermost
-/// syntax scope around the cursor that fits, else the next multiple of [`SNAP_LINES`].
+/// syntax scope around the cursor that fits, else the next multiple of [`SNAP_LINES`] (of a
+/// quarter of it, or none, when that would leave nothing above the cursor's line).
 fn snap_start(tree: Option<&Tree>, text: &Rope, earliest: usize, cursor_line: usize) -> usize {
     if let Some(tree) = tree {
         // The last character before the cursor's line: inside the scope being written.
@@ -110,7 +111,13 @@ fn snap_start(tree: Option<&Tree>, text: &Rope, earliest: usize, cursor_line: us
             return row;
         }
     }
-    earliest.div_ceil(SNAP_LINES) * SNAP_LINES
+    // A budget of fewer lines than a snap would leave nothing above the cursor's line (or pass
+    // it): a finer snap, else none.
+    [SNAP_LINES, SNAP_LINES / 4]
+        .into_iter()
+        .map(|unit| earliest.div_ceil(unit) * unit)
+        .find(|&start| start < cursor_line)
+        .unwrap_or(earliest)
 }
 
 #[cfg(test)]
@@ -158,6 +165,19 @@ mod tests {
         // One line further down, the start does not move: the cache stays valid.
         let marked = format!("{text}x\n$0\n");
         assert_eq!(cut(&marked, 50, 10, None).start_line, 64);
+    }
+
+    #[test]
+    fn a_small_budget_never_starts_past_the_cursor_line() {
+        let text: String = (0..40).map(|i| format!("line{i}\n")).collect();
+        // The budget reaches back to line 35: line 64 would pass the cursor's line 40, and line
+        // 40 would leave nothing above it: no snap.
+        let w = cut(&format!("{text}$0\n"), 5, 10, None);
+        assert_eq!((w.start_line, w.line_before.as_str()), (35, ""));
+        // Two lines further down, an 8-line snap leaves something.
+        let w = cut(&format!("{text}x\ny\n$0\n"), 4, 10, None);
+        assert_eq!(w.start_line, 40, "{w:?}");
+        assert_eq!(w.prefix, "x\ny\n");
     }
 
     #[test]
