@@ -44,7 +44,15 @@ test("settings without a value are left out, so the server keeps its default", (
 test("the defaults of every contributed server setting map to a complete options object", () => {
   const options = serverSettings(keys, (key) => properties[`mistralLsp.${key}`].default);
   assert.equal(options.threads, 0);
-  assert.deepEqual(options.completion, { disabledLanguages: [], enabled: true, maxTokens: 128, precompute: false, timeLimitScale: 1 });
+  assert.deepEqual(options.completion, {
+    adaptiveBudgets: true,
+    disabledLanguages: [],
+    enabled: true,
+    maxTokens: 128,
+    precompute: false,
+    prewarm: true,
+    timeLimitScale: 1,
+  });
   assert.equal((options.sampling as Record<string, unknown>).temperature, 0);
 });
 
