@@ -182,7 +182,11 @@ pub(super) fn load_model(
         gpu_layers = 0;
     }
     probe(path)?;
-    let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+    // On the CPU llama.cpp repacks most weights into its own layout for faster kernels. A mapped
+    // file stays resident beside the repacked copy, which doubles resident memory (measured with
+    // the 7B shape: 7.6 GB mapped against 4.35 GB read, same speed), so the file is read instead.
+    // With layers on a GPU the mapping is only a staging area, as llama.cpp intends.
+    let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers).with_use_mmap(gpu_layers > 0);
     let started = Instant::now();
     let model = LlamaModel::load_from_file(backend, path, &params)
         .map_err(|err| load_error(path, &architecture, &format!("{err}; the log has llama.cpp's own message")))?;
