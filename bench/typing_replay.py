@@ -125,6 +125,7 @@ class Step:
     def __init__(self, raw, shown, latency, error):
         self.raw, self.shown, self.latency, self.error = raw, shown, latency, error
         self.evaluated_tokens = self.generated_tokens = None
+        self.drafted_tokens = self.accepted_tokens = None
 
 
 class LspTyper:
@@ -164,6 +165,8 @@ class LspTyper:
         step = Step(raw, shown, latency, error)
         step.evaluated_tokens = benchlib.counter_delta(before, after, "evaluatedTokens")
         step.generated_tokens = benchlib.counter_delta(before, after, "generatedTokens")
+        step.drafted_tokens = benchlib.counter_delta(before, after, "draftedTokens")
+        step.accepted_tokens = benchlib.counter_delta(before, after, "acceptedTokens")
         return step
 
     def close_document(self):
@@ -248,7 +251,8 @@ def replay(systems, functions, args, lsp_binary, records, checkpoint, limit=None
                         "expected_line": remaining.split("\n", 1)[0], "suggestion": step.raw,
                         "has_suggestion": bool(step.raw.strip()), "right": right,
                         "latency_s": round(step.latency, 4), "evaluated_tokens": step.evaluated_tokens,
-                        "generated_tokens": step.generated_tokens, "load1": round(os.getloadavg()[0], 2),
+                        "generated_tokens": step.generated_tokens, "drafted_tokens": step.drafted_tokens,
+                        "accepted_tokens": step.accepted_tokens, "load1": round(os.getloadavg()[0], 2),
                         "error": step.error,
                     })
                     verdict = "right" if right else ("shown" if step.raw.strip() else "empty")
@@ -284,13 +288,21 @@ def summarize(records, systems):
             fmt(benchlib.mean(tokens), 1),
             fmt(statistics.median(tokens) if tokens else None, 1),
             fmt(benchlib.mean(r.get("generated_tokens") for r in rs), 1),
+            drafts(rs),
             sum(1 for r in rs if r["error"]),
         ]
     names = ["requests", "latency p50 (s)", "latency p90 (s)", "with a suggestion", "right (first line)",
              "right among suggestions", "tokens evaluated, mean", "tokens evaluated, median",
-             "tokens generated, mean", "errors"]
+             "tokens generated, mean", "drafted tokens accepted", "errors"]
     rows = [[name] + [columns[s][i] for s in systems] for i, name in enumerate(names)]
     return markdown_table([""] + systems, rows)
+
+
+def drafts(records):
+    """Prompt-lookup drafts over the run: accepted of drafted, where the server counts them."""
+    drafted = sum(r.get("drafted_tokens") or 0 for r in records)
+    accepted = sum(r.get("accepted_tokens") or 0 for r in records)
+    return f"{accepted} / {drafted}" if drafted else "-"
 
 
 def main():

@@ -163,13 +163,22 @@ impl Workspace {
     }
 
     /// Notes where in a document the user is (the end of an edit, the cursor); `only_if_elsewhere`
-    /// keeps a spot already known in that document (a document opened again).
-    pub fn user_at(&self, uri: &str, cursor: usize, only_if_elsewhere: bool) {
+    /// keeps a spot already known in that document (a document opened again). Returns whether
+    /// the spot moved.
+    pub fn user_at(&self, uri: &str, cursor: usize, only_if_elsewhere: bool) -> bool {
         let mut warmth = self.warmth.lock();
-        if only_if_elsewhere && warmth.spot.as_ref().is_some_and(|(spot, _)| spot == uri) {
-            return;
+        let same_document = warmth.spot.as_ref().is_some_and(|(spot, _)| spot == uri);
+        let same_spot = warmth.spot.as_ref().is_some_and(|spot| spot.1 == cursor);
+        if same_document && (only_if_elsewhere || same_spot) {
+            return false;
         }
         warmth.spot = Some((uri.to_owned(), cursor));
+        true
+    }
+
+    /// Where the user was last seen: a document and a byte offset in it.
+    pub fn user_spot(&self) -> Option<(String, usize)> {
+        self.warmth.lock().spot.clone()
     }
 
     /// Stops pre-warming, running or about to run; returns the generation that a pre-warming
@@ -287,7 +296,7 @@ impl Workspace {
         }
         // The completion reads its own prompt: no pre-warming meanwhile, and later at this spot.
         self.interrupt_prewarm();
-        self.user_at(at.uri, cursor, false);
+        let _ = self.user_at(at.uri, cursor, false);
         let request = self.request(snapshot.clone(), cursor, trigger, alternatives, speculate);
         let result = self.completer.suggest(&engine, &settings, &request, cancel.clone()).await;
         if cancel.is_cancelled() {

@@ -167,3 +167,39 @@ fn an_abort_in_llama_cpp_runs_no_debugger() {
     assert_eq!(status.signal(), Some(6), "llama.cpp aborts on this file: {status}");
     assert!(!marker.exists(), "gdb was run");
 }
+
+#[test]
+fn drafts_looked_up_in_the_prompt_are_checked_by_the_model() {
+    let _turn = crate::harness::model_turn();
+    let model = test_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let text = "def describe(colors):\n    for name, color in colors.items():\n        print(f\"{name}: {color.red} {color.green} {color.blue}\")\n\n\ndef describe_again(colors):\n    for name, color in colors.items():\n        print(f\"{name}: \n";
+    let complete = |drafts: &str| {
+        let mut server = Server::builder()
+            .env("MISTRAL_LSP_DRAFT_TOKENS", drafts)
+            .arg("--model")
+            .arg(model.to_str().unwrap())
+            .arg("--threads")
+            .arg("2")
+            .arg("--set")
+            .arg("completion.maxTokens=16")
+            .arg("--set")
+            .arg("completion.timeLimitScale=50")
+            .arg("--set")
+            .arg("completion.prewarm=false")
+            .spawn();
+        server.initialize(json!({}), Value::Null);
+        server.wait_ready();
+        server.open("file:///m/colors.py", "python", text);
+        let items = server.inline("file:///m/colors.py", 7, 24).unwrap();
+        let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
+        server.shutdown();
+        (items[0]["insertText"].as_str().unwrap().to_owned(), status)
+    };
+    let (plain, status) = complete("0");
+    assert!(plain.starts_with("{color.red} {color.green}"), "{plain:?}");
+    assert_eq!(status["draftedTokens"], 0, "{status}");
+    let (drafted, status) = complete("4");
+    assert_eq!(drafted, plain, "the model's own answer, whatever was drafted");
+    let accepted = status["acceptedTokens"].as_u64().unwrap();
+    assert!(accepted > 0 && accepted <= status["draftedTokens"].as_u64().unwrap(), "{status}");
+}

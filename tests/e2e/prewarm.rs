@@ -42,6 +42,11 @@ fn the_cursor_notification_prewarms_the_next_completion_prompt() {
         json!({"textDocument": {"uri": "file:///w/a.py"}, "position": {"line": line, "character": column}}),
     );
     let before = wait_for(&mut server, opened + 1);
+    assert_eq!(
+        before["userAt"],
+        json!({"uri": "file:///w/a.py", "position": {"line": line, "character": column}}),
+        "the status shows where pre-warming reads"
+    );
     let items = server.inline("file:///w/a.py", line, column).unwrap();
     assert_eq!(items[0]["insertText"], checksum(&text, text.len() - 1), "the answer is unchanged");
     let after = status(&mut server);

@@ -14,6 +14,7 @@ use tokio::sync::{oneshot, watch};
 mod constrain;
 mod generation;
 mod llama;
+mod lookup;
 mod queue;
 mod remote;
 #[cfg(feature = "test-backend")]
@@ -184,6 +185,9 @@ pub struct Stats {
     pub generated_tokens: usize,
     /// Prompt tokens dropped to fit the context.
     pub trimmed_tokens: usize,
+    /// Tokens guessed by prompt lookup and checked in a batch, and those the model confirmed.
+    pub drafted_tokens: usize,
+    pub accepted_tokens: usize,
     pub prompt_ms: u64,
     pub generation_ms: u64,
 }
@@ -295,6 +299,8 @@ pub struct Counters {
     pub evaluated_tokens: AtomicU64,
     pub reused_tokens: AtomicU64,
     pub generated_tokens: AtomicU64,
+    pub drafted_tokens: AtomicU64,
+    pub accepted_tokens: AtomicU64,
 }
 
 impl Counters {
@@ -304,6 +310,8 @@ impl Counters {
         self.evaluated_tokens.fetch_add(stats.evaluated_tokens as u64, Ordering::Relaxed);
         self.reused_tokens.fetch_add(stats.reused_tokens as u64, Ordering::Relaxed);
         self.generated_tokens.fetch_add(stats.generated_tokens as u64, Ordering::Relaxed);
+        self.drafted_tokens.fetch_add(stats.drafted_tokens as u64, Ordering::Relaxed);
+        self.accepted_tokens.fetch_add(stats.accepted_tokens as u64, Ordering::Relaxed);
     }
 }
 

@@ -19,7 +19,7 @@ struct Params {
     position: Position,
 }
 
-/// Notes the cursor; `false` when the notification says nothing usable.
+/// Notes the cursor; `false` when the notification says nothing usable or nothing new.
 pub fn apply(session: &Session, params: Option<&serde_json::Value>) -> bool {
     let Some(Params { text_document, position: at }) = params.and_then(|p| Params::deserialize(p).ok()) else {
         tracing::warn!("{METHOD} with malformed params: ignored");
@@ -31,6 +31,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) -> bool {
         return false;
     };
     let cursor = position::byte_offset_clamped(&snapshot.text, convert::line_col(at), session.encoding());
-    session.workspace.user_at(uri, cursor, false);
-    true
+    // A cursor that rests where the user already was (after typing, after a completion) has
+    // nothing new to read.
+    session.workspace.user_at(uri, cursor, false)
 }

@@ -83,6 +83,6 @@ pub fn apply(session: &Session, params: Option<&Value>) {
     }
     if let Some((start, inserted)) = last_edit {
         let start = crate::documents::position::byte_offset_clamped(&snapshot.text, start, session.encoding());
-        session.workspace.user_at(uri, start + inserted, false);
+        let _ = session.workspace.user_at(uri, start + inserted, false);
     }
 }

@@ -33,5 +33,5 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
     session.workspace.open(document);
     // Until the client says where the cursor is (`mistral-lsp/cursor`), pre-warming reads the
     // file's start, which prompts for this file share.
-    session.workspace.user_at(&item.uri, 0, true);
+    let _ = session.workspace.user_at(&item.uri, 0, true);
 }

@@ -69,8 +69,14 @@ fn status(server: &Server) -> LspAny {
         "evaluatedTokens": count(|c| c.evaluated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "reusedTokens": count(|c| c.reused_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         "generatedTokens": count(|c| c.generated_tokens.load(std::sync::atomic::Ordering::Relaxed)),
+        // Tokens guessed from the context while generating, and those the model confirmed.
+        "draftedTokens": count(|c| c.drafted_tokens.load(std::sync::atomic::Ordering::Relaxed)),
+        "acceptedTokens": count(|c| c.accepted_tokens.load(std::sync::atomic::Ordering::Relaxed)),
         // Pre-warming jobs finished (`completion.prewarm`).
         "prewarmed": session.workspace.prewarmed(),
+        // Where the user was last seen (an edit, `mistral-lsp/cursor`, a completion): where the
+        // next pre-warming reads.
+        "userAt": user_at(session),
         // The loaded model's speed here, measured when it loaded.
         "speed": rates.map(|r| json!({
             "promptTokensPerSecond": r.prompt_per_second(),
@@ -88,4 +94,12 @@ fn status(server: &Server) -> LspAny {
             "peakAlive": workers.peak_alive.load(Relaxed),
         },
     })
+}
+
+/// The spot pre-warming uses, as a URI and a position in the client's encoding.
+fn user_at(session: &super::session::Session) -> Option<LspAny> {
+    let (uri, offset) = session.workspace.user_spot()?;
+    let snapshot = session.workspace.documents.snapshot(&uri)?;
+    let at = crate::documents::position::line_col(&snapshot.text, offset, session.encoding());
+    Some(json!({ "uri": uri, "position": super::convert::position(at) }))
 }

@@ -14,9 +14,9 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
-use super::super::constrain;
 use super::super::generation::Generation;
 use super::super::worker::{Backend, Step};
+use super::super::{constrain, lookup};
 use super::super::{
     CancelToken, EngineConfig, EngineError, Job, ModelInfo, Output, Priority, Prompt, Segment, Special, Stats,
     StopReason,
@@ -37,6 +37,11 @@ const CALIBRATION_TEXT: &str = "def mean(values: list[float]) -> float:\n    \"\
 /// Prompt tokens timed by the calibration (one batch), and tokens "generated" one at a time.
 const CALIBRATION_PROMPT: usize = 64;
 const CALIBRATION_GENERATED: usize = 8;
+/// Drafted tokens checked with each generated token, at most (see `lookup`); 0 turns drafts off.
+/// Off by default: checking a draft in a batch runs llama.cpp's batched kernels, whose rounding
+/// differs from one token at a time, so answers are not always those of plain greedy decoding
+/// (measured: 7 of 24 to 8 of 48 real-file answers differed; bench/README.md, examples/bench_draft.rs).
+const DRAFT_TOKENS: usize = 0;
 /// Slots: interactive (and pre-warming), background. The context starts with the first only.
 const SLOTS: usize = 2;
 
@@ -63,6 +68,8 @@ pub(crate) struct Session<'m> {
     next_id: u64,
     /// The text of every token, for constrained (healed) first tokens.
     pieces: Vec<Vec<u8>>,
+    /// Drafted tokens per generated token, at most.
+    draft_tokens: usize,
     pub info: ModelInfo,
 }
 
@@ -85,6 +92,8 @@ pub(crate) struct Running {
     /// What the job's first tokens must be, and how far they are.
     rules: constrain::Rules,
     progress: constrain::Progress,
+    /// Drafted tokens decoded after the last generated token whose logits are not checked yet.
+    draft: Vec<LlamaToken>,
 }
 
 impl<'m> Session<'m> {
@@ -112,6 +121,7 @@ impl<'m> Session<'m> {
             logits: None,
             next_id: 0,
             pieces,
+            draft_tokens: draft_tokens(),
             info,
         })
     }
@@ -272,7 +282,7 @@ impl<'m> Session<'m> {
         let (text, generated) = running.generation.finish(&running.job, stop);
         let stats = running.stats;
         tracing::debug!(
-            "job {} {:?}: {} prompt tokens, {} reused, {} evaluated, {} trimmed, {} generated, prompt {} ms, generation {} ms",
+            "job {} {:?}: {} prompt tokens, {} reused, {} evaluated, {} trimmed, {} generated ({} of {} drafted accepted), prompt {} ms, generation {} ms",
             running.id,
             stop,
             stats.prompt_tokens,
@@ -280,6 +290,8 @@ impl<'m> Session<'m> {
             stats.evaluated_tokens,
             stats.trimmed_tokens,
             stats.generated_tokens,
+            stats.accepted_tokens,
+            stats.drafted_tokens,
             stats.prompt_ms,
             stats.generation_ms
         );
@@ -309,22 +321,44 @@ impl<'m> Session<'m> {
         }
         let start = slot.cached.len();
         let end = (start + step).min(running.tokens.len());
+        // While generating greedily, tokens guessed from the context follow the new token in
+        // the same batch; their logits check them (see `step`).
+        running.draft.clear();
+        if end == running.tokens.len()
+            && running.tokens.len() > running.prompt_len
+            && running.job.sampling.temperature <= 0.0
+        {
+            let generated = running.tokens.len() - running.prompt_len;
+            let limit = self
+                .draft_tokens
+                .min((running.job.max_tokens as usize).saturating_sub(generated + 1))
+                .min(self.slot_size.saturating_sub(end))
+                .min(BATCH - (end - start));
+            running.draft = lookup::draft(&running.tokens, limit);
+        }
         self.batch.clear();
-        for (pos, &token) in running.tokens[start..end].iter().enumerate().map(|(i, t)| (start + i, t)) {
-            let last = pos + 1 == running.tokens.len();
-            self.batch.add(token, pos as i32, &[slot.seq], last).map_err(|err| EngineError::Failed(err.to_string()))?;
+        let all = running.tokens[start..end].iter().chain(&running.draft);
+        for (pos, &token) in all.enumerate().map(|(i, t)| (start + i, t)) {
+            let logits = pos + 1 >= running.tokens.len();
+            self.batch
+                .add(token, pos as i32, &[slot.seq], logits)
+                .map_err(|err| EngineError::Failed(err.to_string()))?;
         }
         self.logits = None;
         if let Err(err) = self.ctx.decode(&mut self.batch) {
             // The cache may hold part of the batch now; forget this slot rather than guess.
             let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
             slot.cached.clear();
+            running.draft.clear();
             return Err(EngineError::Failed(format!("llama.cpp decode failed: {err}")));
         }
+        // The cache holds the drafted tokens too; the next decode drops those that were wrong.
         slot.cached.extend_from_slice(&running.tokens[start..end]);
+        slot.cached.extend_from_slice(&running.draft);
         running.stats.evaluated_tokens += end.min(running.prompt_len).saturating_sub(start.min(running.prompt_len));
+        running.stats.drafted_tokens += running.draft.len();
         if end == running.tokens.len() {
-            self.logits = Some((running.id, self.batch.n_tokens() - 1));
+            self.logits = Some((running.id, (end - start - 1) as i32));
         }
         Ok(())
     }
@@ -341,6 +375,12 @@ impl Session<'_> {
         constrain::next_token(&vocabulary, logits, &running.rules, &mut running.progress, blank_so_far)
             .map(|t| LlamaToken(t as i32))
     }
+}
+
+/// Drafted tokens per generated token: [`DRAFT_TOKENS`], or `MISTRAL_LSP_DRAFT_TOKENS` for
+/// measurements.
+fn draft_tokens() -> usize {
+    std::env::var("MISTRAL_LSP_DRAFT_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(DRAFT_TOKENS)
 }
 
 /// A context with `sequences` slots of `size` tokens each.
@@ -423,6 +463,7 @@ impl Backend for Session<'_> {
             first_step: true,
             rules,
             progress: constrain::Progress { required: job_required, content_next: false },
+            draft: Vec::new(),
         })
     }
 
@@ -459,6 +500,13 @@ impl Backend for Session<'_> {
             Some(token) => token,
             None => running.sampler.sample(&self.ctx, index),
         };
+        // A drafted token that the model chose: the batch holds the logits after it too.
+        if !running.draft.is_empty() && running.draft.remove(0) == token {
+            running.stats.accepted_tokens += 1;
+            self.logits = Some((running.id, index + 1));
+        } else {
+            running.draft.clear();
+        }
         let vocab = self.model.vocab();
         if vocab.is_eog(token) {
             return self.finish(running, StopReason::EndOfText);
