@@ -30,6 +30,19 @@ H.test("the server attaches to a Python file, announces inline completion and lo
   H.eq("mistral-lsp: ready", mistral.status(), "status()")
 end)
 
+H.test("the plugin reports where the cursor rests, so that the server pre-warms there", function()
+  vim.api.nvim_win_set_cursor(0, { 2, 4 })
+  local function user_at()
+    local answer = lsp:request_sync("workspace/executeCommand", { command = "mistral-lsp.status" }, 10000, buf)
+    return answer and answer.result and answer.result.userAt
+  end
+  local at = H.wait_until(function()
+    local spot = user_at()
+    return spot and spot.position.line == 1 and spot
+  end, 10000, "the server to hear of the cursor on line 2")
+  H.eq({ uri = vim.uri_from_bufnr(buf), position = { line = 1, character = 4 } }, at, "the spot the server pre-warms")
+end)
+
 H.test("typing shows the server's suggestion as ghost text and leaves the buffer alone", function()
   vim.api.nvim_win_set_cursor(0, { 3, 0 })
   H.input("A ")

@@ -13,6 +13,7 @@ import {
   TransportKind,
 } from "vscode-languageclient/node";
 
+import { CURSOR_NOTIFICATION, CursorReporter } from "./cursor";
 import { RestartBudget } from "./restarts";
 import { parseLogLine } from "./serverLog";
 import { resolveServer } from "./serverPath";
@@ -52,6 +53,10 @@ class MistralLsp {
   private readonly keys: string[];
   private readonly log = vscode.window.createOutputChannel("mistral-lsp", { log: true });
   private readonly item = vscode.window.createStatusBarItem("mistralLsp.status", vscode.StatusBarAlignment.Right, 100);
+  /** Tells the server where the cursor rests, so that it pre-reads the next completion's prompt. */
+  private readonly cursor = new CursorReporter((params) => {
+    void this.client?.sendNotification(CURSOR_NOTIFICATION, params).catch(() => undefined);
+  });
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.keys = serverKeys(context.extension.packageJSON.contributes.configuration.properties);
@@ -67,6 +72,8 @@ class MistralLsp {
       vscode.commands.registerCommand("mistralLsp.toggleCompletions", () => this.toggleCompletions()),
       vscode.commands.registerCommand("mistralLsp.showMenu", () => this.showMenu()),
       vscode.workspace.onDidChangeConfiguration((event) => this.onSettingsChanged(event)),
+      vscode.window.onDidChangeTextEditorSelection((event) => this.cursorMoved(event.textEditor)),
+      vscode.window.onDidChangeActiveTextEditor((editor) => editor && this.cursorMoved(editor)),
     );
   }
 
@@ -105,6 +112,7 @@ class MistralLsp {
     );
     this.client = client;
     this.running = false;
+    this.cursor.reset();
     client.onDidChangeState(({ newState }) => {
       if (newState === State.Running) {
         this.running = true;
@@ -176,6 +184,17 @@ class MistralLsp {
         },
       },
     };
+  }
+
+  /** The cursor of a document the server has (as the document selector says), once the server runs. */
+  private cursorMoved(editor: vscode.TextEditor): void {
+    const client = this.client;
+    const scheme = editor.document.uri.scheme;
+    if (!client?.isRunning() || (scheme !== "file" && scheme !== "untitled")) {
+      return;
+    }
+    const { line, character } = editor.selection.active;
+    this.cursor.moved({ textDocument: { uri: client.code2ProtocolConverter.asUri(editor.document.uri) }, position: { line, character } });
   }
 
   private serverSettings(): Record<string, unknown> {

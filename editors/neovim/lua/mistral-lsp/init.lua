@@ -1,6 +1,7 @@
 -- mistral-lsp for Neovim: setup(), the insert-mode keys, and functions for mappings and statuslines.
 local client = require("mistral-lsp.client")
 local config = require("mistral-lsp.config")
+local cursor = require("mistral-lsp.cursor")
 
 local M = {}
 
@@ -86,6 +87,7 @@ function M.setup(opts)
       local c = vim.lsp.get_client_by_id(args.data.client_id)
       if c and c.name == client.name then
         backend().attach(args.buf, c.id)
+        cursor.attach(args.buf, c.id)
         set_keymaps(args.buf)
       end
     end,
@@ -96,6 +98,7 @@ function M.setup(opts)
       local c = vim.lsp.get_client_by_id(args.data.client_id)
       if c and c.name == client.name then
         backend().detach(args.buf)
+        cursor.detach(args.buf)
       end
     end,
   })

@@ -169,6 +169,34 @@ test("VS Code's accept-word key takes the first word of the suggestion", async (
   assert.ok(accepted.length < suggestion.insertText.trimEnd().length, "one word, not the whole suggestion");
 });
 
+/** The params of every `mistral-lsp/cursor` notification sent so far, from the client's trace in the log. */
+function cursorReports(): { textDocument: { uri: string }; position: { line: number; character: number } }[] {
+  const entries = editor.extensionLog().split(/^(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[)/m);
+  return entries.flatMap((entry) => {
+    const match = /Sending notification 'mistral-lsp\/cursor'\.\s*Params: ([\s\S]*)$/.exec(entry);
+    return match ? [JSON.parse(match[1])] : [];
+  });
+}
+
+test("the extension tells the server where the cursor rests, once", async () => {
+  const page = editor.page;
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("Control+Home");
+  const atStart = (r: ReturnType<typeof cursorReports>[number]) =>
+    r.textDocument.uri.endsWith("/add.py") && r.position.line === 0 && r.position.character === 0;
+  await until(10_000, "a mistral-lsp/cursor notification for the file's start", () => cursorReports().some(atStart));
+  const sent = cursorReports().length;
+  for (let i = 0; i < 5; i++) {
+    await page.keyboard.press("ArrowRight");
+  }
+  const rested = (r: ReturnType<typeof cursorReports>[number]) => r.position.line === 0 && r.position.character === 5;
+  await until(10_000, "the report of where the cursor rests", () => cursorReports().slice(sent).some(rested));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const reports = cursorReports().slice(sent);
+  assert.ok(reports.length < 5, `quick moves are not reported one by one: ${JSON.stringify(reports)}`);
+  assert.ok(rested(reports[reports.length - 1]), `the last report is where the cursor rests: ${JSON.stringify(reports)}`);
+});
+
 test("no error or warning notification showed up during normal use", async () => {
   const toasts = await editor.page.locator(".notification-toast").allTextContents();
   assert.deepEqual(toasts.filter((text) => /mistral-lsp/i.test(text)), []);
