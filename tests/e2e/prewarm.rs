@@ -110,3 +110,25 @@ fn a_slow_model_gets_a_smaller_prompt_unless_budgets_are_fixed() {
     assert!(small > 0 && small <= 4 * 120, "adaptive: {small} bytes before the cursor");
     assert!(full > 1500, "settings as they are: {full} bytes before the cursor");
 }
+
+#[test]
+fn a_slow_model_answers_with_its_first_candidate_rather_than_repair_twice_as_long() {
+    // `total = compute(` is broken and the checksum answer (a string literal) leaves it broken:
+    // an automatic request then tries another candidate, unless that would take too long.
+    let text = "def f(values):\n    total = compute(\n";
+    let jobs = |spec: &str| {
+        let mut server =
+            Server::builder().arg("--model").arg(spec).arg("--set").arg("completion.prewarm=false").spawn();
+        server.initialize(json!({}), Value::Null);
+        server.wait_ready();
+        server.open("file:///w/r.py", "python", text);
+        let items = server.inline("file:///w/r.py", 1, 20).unwrap();
+        assert!(!items.is_empty(), "an answer either way");
+        let jobs = count(&status(&mut server), "jobs");
+        server.shutdown();
+        jobs
+    };
+    assert_eq!(jobs("test:checksum"), 2, "a fast model tries another candidate");
+    // Four tokens 800 ms apart: the first candidate alone takes 3.2 s.
+    assert_eq!(jobs("test:checksum?tokens=4&token_ms=800"), 1, "a slow one answers with the first");
+}

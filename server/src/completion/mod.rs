@@ -61,6 +61,11 @@ const INVOKED_AFTER_FIRST_LINE: std::time::Duration = std::time::Duration::from_
 /// Candidates tried for an automatic request when the first is dropped or leaves broken syntax.
 const REPAIR_ATTEMPTS: usize = 2;
 
+/// An automatic request tries another candidate only if it would still answer within this long
+/// of its start, judging by the last attempt: a fast model repairs, a slow one (a 7B on a
+/// laptop CPU writes a line in about 2 s) answers with what it has rather than take twice as long.
+const REPAIR_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The pipeline, with its caches.
 #[derive(Default)]
 pub struct Completer {
@@ -175,7 +180,14 @@ async fn run(
     let (snapshot, cursor) = (&request.snapshot, request.cursor);
     let mut ranking = Ranking::new(snapshot, cursor);
     let mut alternatives = Alternatives::default();
+    let started = std::time::Instant::now();
+    let mut last_attempt = std::time::Duration::ZERO;
     for attempt in 0..plan.attempts {
+        if attempt > 0 && !request.alternatives && started.elapsed() + last_attempt > REPAIR_WITHIN {
+            tracing::debug!("no time for another candidate: the last took {} ms", last_attempt.as_millis());
+            break;
+        }
+        let attempt_started = std::time::Instant::now();
         let job = plan.attempt(attempt, &alternatives, settings, decision);
         let Some((raw, generated)) = output(cache, engine, &job, &plan.healed, &cancel).await? else {
             // The prompt could not even be read in time (a slow machine, a busy server): another
@@ -183,6 +195,7 @@ async fn run(
             tracing::debug!("the prompt budget ran out before a first token: no more attempts");
             break;
         };
+        last_attempt = attempt_started.elapsed();
         tracing::debug!("raw output: {raw:?}");
         let Some(raw) = unheal(&raw, &plan.healed) else {
             tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", plan.healed);
