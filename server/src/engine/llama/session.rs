@@ -40,7 +40,7 @@ const CALIBRATION_GENERATED: usize = 8;
 /// Drafted tokens checked with each generated token, at most (see `lookup`); 0 turns drafts off.
 /// Off by default: checking a draft in a batch runs llama.cpp's batched kernels, whose rounding
 /// differs from one token at a time, so answers are not always those of plain greedy decoding
-/// (measured: 7 of 24 to 8 of 48 real-file answers differed; bench/README.md, examples/bench_draft.rs).
+/// (measured: 6 of 24 and 8 of 48 real-file answers differed; bench/README.md, examples/bench_draft.rs).
 const DRAFT_TOKENS: usize = 0;
 /// Slots: interactive (and pre-warming), background. The context starts with the first only.
 const SLOTS: usize = 2;
