@@ -311,7 +311,8 @@ def main():
     parser.add_argument("--shapes", default="line,rest,block")
     parser.add_argument("--per-cell", type=int, default=10, help="cases per language, split and shape (default 10)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--list", action="store_true", help="print the cases and exit")
+    parser.add_argument("--list", action="store_true", help="print the cases (numbered) and exit")
+    parser.add_argument("--cases", help="only these case numbers of --list, comma-separated (to study a few)")
     args = parser.parse_args()
     if args.report:
         records, metas = benchlib.load_reports(args.report)
@@ -323,9 +324,11 @@ def main():
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]
     cases = make_cases(split(args.languages), split(args.splits), split(args.shapes), args.per_cell, args.seed)
     if args.list:
-        for case in cases:
-            print(f"{case['language']} {case['split']} {case['shape']} {case['file']}: {case['expected'][:70]!r}")
+        for number, case in enumerate(cases, 1):
+            print(f"{number} {case['language']} {case['split']} {case['shape']} {case['file']}: {case['expected'][:70]!r}")
         return
+    if args.cases:
+        cases = [cases[int(n) - 1] for n in args.cases.split(",")]
     systems = benchlib.parse_systems(args.systems)
     benchlib.check_inputs(args, systems)
     lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if "lsp" in systems else (None, None)
