@@ -190,7 +190,12 @@ fn drafts_looked_up_in_the_prompt_are_checked_by_the_model() {
         server.initialize(json!({}), Value::Null);
         server.wait_ready();
         server.open("file:///m/colors.py", "python", text);
-        let items = server.inline("file:///m/colors.py", 7, 24).unwrap();
+        // Invoked: its candidates do not depend on how fast this machine is today.
+        let id = server.send_request(
+            "textDocument/inlineCompletion",
+            json!({"textDocument": {"uri": "file:///m/colors.py"}, "position": {"line": 7, "character": 24}, "context": {"triggerKind": 1}}),
+        );
+        let items = server.inline_items(id).unwrap();
         let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
         server.shutdown();
         (items[0]["insertText"].as_str().unwrap().to_owned(), status)
