@@ -132,3 +132,25 @@ fn a_slow_model_answers_with_its_first_candidate_rather_than_repair_twice_as_lon
     // Four tokens 800 ms apart: the first candidate alone takes 3.2 s.
     assert_eq!(jobs("test:checksum?tokens=4&token_ms=800"), 1, "a slow one answers with the first");
 }
+
+#[test]
+fn a_speed_measured_on_a_busy_moment_recovers_as_jobs_run_fast() {
+    // The backend reports 10 prompt tokens/s at load (a busy moment), then reads every prompt
+    // in about 20 ms: completions refine the measured speed and the window grows back.
+    let spec = "test:checksum?prompt_us=100000&generation_us=100000&prompt_ms=20";
+    let mut server = Server::builder().arg("--model").arg(spec).arg("--set").arg("completion.prewarm=false").spawn();
+    server.initialize(json!({}), Value::Null);
+    server.wait_ready();
+    let text = long_file();
+    let first = window_before_cursor(&mut server, "file:///w/s.py", &text);
+    // Files whose every line differs: each completion reads its whole prompt.
+    for n in 0..18 {
+        let other = text.replace("return x", &format!("return x * {n}"));
+        window_before_cursor(&mut server, &format!("file:///w/s{n}.py"), &other);
+    }
+    let speed = status(&mut server)["speed"]["promptTokensPerSecond"].as_f64().unwrap();
+    let last = window_before_cursor(&mut server, "file:///w/t.py", &text.replace("return x", "return -x"));
+    server.shutdown();
+    assert!(speed > 100.0, "the measured speed followed the jobs: {speed} tokens/s");
+    assert!(first <= 4 * 120 && last > 1500, "the window grew back: {first} -> {last} bytes before the cursor");
+}

@@ -457,12 +457,22 @@ impl<'s> Ranking<'s> {
     }
 }
 
-/// Logs the budgets when they differ from the last ones logged (a new model, new settings).
+/// Logs the budgets when one differs by more than a tenth from the last ones logged (a new
+/// model, new settings, speed measured anew as jobs run).
 fn log_budgets(budgets: &Budgets, model: &crate::models::ModelInfo) {
     static LAST: Mutex<Option<Budgets>> = Mutex::new(None);
-    if LAST.lock().replace(*budgets) == Some(*budgets) {
+    let mut last = LAST.lock();
+    let near = |a: usize, b: usize| a.abs_diff(b) * 10 <= a.max(b);
+    if last.is_some_and(|l| {
+        near(l.prefix, budgets.prefix)
+            && near(l.suffix, budgets.suffix)
+            && near(l.extra, budgets.extra)
+            && near(l.max_tokens as usize, budgets.max_tokens as usize)
+    }) {
         return;
     }
+    *last = Some(*budgets);
+    drop(last);
     let speed = model.rates.map_or_else(
         || "speed not measured".to_owned(),
         |rates| {

@@ -179,14 +179,16 @@ impl Backend for TestBackend {
         // The last byte is evaluated again, as the real engine decodes the last token again.
         let reused = common.min(rendered.len().saturating_sub(1));
         let evaluated = rendered.len() - reused;
+        let share = evaluated as f64 / rendered.len().max(1) as f64;
+        let prompt_steps = (self.prompt_ms as f64 * share / PROMPT_STEP_MS as f64).ceil() as u64;
         let stats = Stats {
             prompt_tokens: rendered.len(),
             reused_tokens: reused,
             evaluated_tokens: evaluated,
+            // The simulated time, not the clock's: what the engine learns its speed from.
+            prompt_ms: prompt_steps * PROMPT_STEP_MS,
             ..Stats::default()
         };
-        let share = evaluated as f64 / rendered.len().max(1) as f64;
-        let prompt_steps = (self.prompt_ms as f64 * share / PROMPT_STEP_MS as f64).ceil() as u64;
         self.cached.truncate(reused);
         let only_prompt = job.max_tokens == 0;
         Ok(Running { rendered, only_prompt, pieces, prompt_steps, next: 0, text: String::new(), cancel, stats })

@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use super::queue::{Entry, Queue};
 use super::{
-    CancelToken, Counters, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, TokenCounter,
+    CancelToken, Counters, EngineConfig, EngineError, Job, ModelInfo, ModelSpec, Output, Priority, State, Stats,
+    TokenCounter,
 };
 
 /// What the worker shares with the engine handles.
@@ -40,6 +41,27 @@ impl Shared {
             tracing::error!("{notice}");
         }
         self.state.send_replace(State::Ready { model, notice });
+    }
+
+    /// Refines the model's measured speed with what a finished job shows (at least 32 prompt
+    /// tokens read, or 8 tokens generated), silently: budgets read it, nobody is notified.
+    pub fn observe(&self, stats: &Stats) {
+        let per_token = |ms: u64, tokens: usize, least: usize| {
+            (tokens >= least && ms > 0).then(|| (ms * 1000 / tokens as u64).min(u64::from(u32::MAX)) as u32)
+        };
+        let prompt = per_token(stats.prompt_ms, stats.evaluated_tokens, 32);
+        let generation = per_token(stats.generation_ms, stats.generated_tokens, 8);
+        if prompt.is_none() && generation.is_none() {
+            return;
+        }
+        self.state.send_if_modified(|state| {
+            if let State::Ready { model, .. } = state {
+                if let Some(rates) = model.rates.as_mut() {
+                    *rates = rates.refined(prompt, generation);
+                }
+            }
+            false
+        });
     }
 
     pub fn failed(&self, message: String) {
@@ -141,6 +163,7 @@ fn run<B: Backend>(backend: &mut B, shared: &Shared, entry: Entry) {
             Step::Done(result) => {
                 if let Ok(output) = &result {
                     shared.counters.count(&output.stats);
+                    shared.observe(&output.stats);
                 }
                 let _ = entry.reply.send(result);
                 return;
