@@ -91,33 +91,32 @@ pub fn window(
     }
 }
 
-/// Moves a window start at or after `earliest` to a stable place: the start of the outermost
-/// syntax scope around the cursor that fits, else the next multiple of [`SNAP_LINES`] (of a
-/// quarter of it, or none, when that would leave nothing above the cursor's line).
+/// Moves a window start at or after `earliest` to a stable place: the next multiple of
+/// [`SNAP_LINES`] (of a quarter of it, or none, when that would leave nothing above the cursor's
+/// line), or, better, the start of the outermost syntax scope around the cursor that fits and
+/// keeps at least as much: a scope that starts further down (the previous statement of a long
+/// class body or dictionary) would throw away context the budget has room for.
 fn snap_start(tree: Option<&Tree>, text: &Rope, earliest: usize, cursor_line: usize) -> usize {
-    if let Some(tree) = tree {
-        // The last character before the cursor's line: inside the scope being written.
-        let at = text.line_to_byte(cursor_line).saturating_sub(2);
-        let mut node = tree.root_node().descendant_for_byte_range(at, at);
-        let mut best = None;
-        while let Some(current) = node {
-            let row = current.start_position().row;
-            if row >= earliest && row < cursor_line && current.parent().is_some() {
-                best = Some(row);
-            }
-            node = current.parent();
-        }
-        if let Some(row) = best {
-            return row;
-        }
-    }
     // A budget of fewer lines than a snap would leave nothing above the cursor's line (or pass
     // it): a finer snap, else none.
-    [SNAP_LINES, SNAP_LINES / 4]
+    let line_snap = [SNAP_LINES, SNAP_LINES / 4]
         .into_iter()
         .map(|unit| earliest.div_ceil(unit) * unit)
         .find(|&start| start < cursor_line)
-        .unwrap_or(earliest)
+        .unwrap_or(earliest);
+    let Some(tree) = tree else { return line_snap };
+    // The last character before the cursor's line: inside the scope being written.
+    let at = text.line_to_byte(cursor_line).saturating_sub(2);
+    let mut node = tree.root_node().descendant_for_byte_range(at, at);
+    let mut best = None;
+    while let Some(current) = node {
+        let row = current.start_position().row;
+        if (earliest..=line_snap).contains(&row) && row < cursor_line && current.parent().is_some() {
+            best = Some(row);
+        }
+        node = current.parent();
+    }
+    best.unwrap_or(line_snap)
 }
 
 #[cfg(test)]
@@ -188,5 +187,15 @@ mod tests {
         let w = cut(&marked, 42, 10, Some(Language::Python));
         assert_eq!(w.start_line, 3);
         assert!(w.prefix.starts_with("def f():"));
+    }
+
+    #[test]
+    fn a_scope_start_that_would_lose_context_gives_way_to_a_line_snap() {
+        // A long dictionary (or class body) that began before the budget reaches: the previous
+        // entry is a scope start too, but starting there would leave one line of context.
+        let entries: String = (0..100).map(|i| format!("    'k{i}': {i},\n")).collect();
+        let marked = format!("TABLE = {{\n{entries}    $0\n}}\n");
+        let w = cut(&marked, 50, 10, Some(Language::Python));
+        assert_eq!(w.start_line, 64, "the line snap, not line 100: {w:?}");
     }
 }
