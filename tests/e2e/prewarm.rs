@@ -131,6 +131,9 @@ fn a_slow_model_answers_with_its_first_candidate_rather_than_repair_twice_as_lon
     assert_eq!(jobs("test:checksum"), 2, "a fast model tries another candidate");
     // Four tokens 800 ms apart: the first candidate alone takes 3.2 s.
     assert_eq!(jobs("test:checksum?tokens=4&token_ms=800"), 1, "a slow one answers with the first");
+    // A new prompt read for 4 s, a quick answer: the second candidate reads no prompt and costs
+    // little beside the wait so far.
+    assert_eq!(jobs("test:checksum?prompt_ms=4000"), 2, "a slow prompt alone does not forbid a repair");
 }
 
 #[test]

@@ -61,10 +61,18 @@ const INVOKED_AFTER_FIRST_LINE: std::time::Duration = std::time::Duration::from_
 /// Candidates tried for an automatic request when the first is dropped or leaves broken syntax.
 const REPAIR_ATTEMPTS: usize = 2;
 
-/// An automatic request tries another candidate only if it would still answer within this long
-/// of its start, judging by the last attempt: a fast model repairs, a slow one (a 7B on a
-/// laptop CPU writes a line in about 2 s) answers with what it has rather than take twice as long.
+/// An automatic request tries another candidate if it would still answer within this long of
+/// its start, or if that costs at most half of what the user has waited so far. Another
+/// candidate reads no prompt (the engine has it cached): it costs about the last attempt's
+/// generation. A fast model repairs; a slow one (a 7B on a laptop CPU writes a line in about
+/// 2 s) answers with what it has rather than take twice as long; a request that spent seconds
+/// reading a new file's prompt still tries a second candidate that takes one more.
 const REPAIR_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether another candidate is worth its cost (see [`REPAIR_WITHIN`]).
+fn worth_repairing(elapsed: std::time::Duration, generation: std::time::Duration) -> bool {
+    elapsed + generation <= REPAIR_WITHIN || generation * 2 <= elapsed
+}
 
 /// The pipeline, with its caches.
 #[derive(Default)]
@@ -181,21 +189,24 @@ async fn run(
     let mut ranking = Ranking::new(snapshot, cursor);
     let mut alternatives = Alternatives::default();
     let started = std::time::Instant::now();
-    let mut last_attempt = std::time::Duration::ZERO;
+    let mut last_generation = std::time::Duration::ZERO;
     for attempt in 0..plan.attempts {
-        if attempt > 0 && !request.alternatives && started.elapsed() + last_attempt > REPAIR_WITHIN {
-            tracing::debug!("no time for another candidate: the last took {} ms", last_attempt.as_millis());
+        if attempt > 0 && !request.alternatives && !worth_repairing(started.elapsed(), last_generation) {
+            tracing::debug!(
+                "no time for another candidate: {} ms so far, the last generated for {} ms",
+                started.elapsed().as_millis(),
+                last_generation.as_millis()
+            );
             break;
         }
-        let attempt_started = std::time::Instant::now();
         let job = plan.attempt(attempt, &alternatives, settings, decision);
-        let Some((raw, generated)) = output(cache, engine, &job, &plan.healed, &cancel).await? else {
+        let Some((raw, generated, generation)) = output(cache, engine, &job, &plan.healed, &cancel).await? else {
             // The prompt could not even be read in time (a slow machine, a busy server): another
             // attempt would wait as long again.
             tracing::debug!("the prompt budget ran out before a first token: no more attempts");
             break;
         };
-        last_attempt = attempt_started.elapsed();
+        last_generation = generation;
         tracing::debug!("raw output: {raw:?}");
         let Some(raw) = unheal(&raw, &plan.healed) else {
             tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", plan.healed);
@@ -348,15 +359,16 @@ impl Plan {
     }
 }
 
-/// A job's output, from the output cache or the engine: the text after the stop rules, and
-/// everything generated; `None` when the prompt budget ran out before a first token.
+/// A job's output, from the output cache or the engine: the text after the stop rules,
+/// everything generated, and how long generating took; `None` when the prompt budget ran out
+/// before a first token.
 async fn output(
     cache: &Mutex<cache::Cache>,
     engine: &Engine,
     job: &Job,
     healed: &str,
     cancel: &CancelToken,
-) -> Result<Option<(String, String)>, EngineError> {
+) -> Result<Option<(String, String, std::time::Duration)>, EngineError> {
     let variant = |required: &str| {
         format!("{}/{:?}/{required:?}/{:?}/{}", job.max_tokens, job.sampling, job.avoid, job.needs_content)
     };
@@ -371,7 +383,7 @@ async fn output(
         (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
     });
     if let Some(raw) = cached {
-        return Ok(Some((raw, String::new())));
+        return Ok(Some((raw, String::new(), std::time::Duration::ZERO)));
     }
     let output = engine.generate(job.clone(), cancel.clone()).await?;
     if cancel.is_cancelled() {
@@ -382,7 +394,8 @@ async fn output(
         return Ok(None);
     }
     cache.lock().store_output(key, output.text.clone());
-    Ok(Some((output.text, output.generated)))
+    let generation = std::time::Duration::from_millis(output.stats.generation_ms);
+    Ok(Some((output.text, output.generated, generation)))
 }
 
 /// What alternatives must avoid: the first words of the answers so far, and a blank answer.
@@ -625,6 +638,27 @@ mod tests {
         ];
         for (line, expected) in cases {
             assert_eq!(heal_split(line), expected, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn another_candidate_when_it_answers_soon_or_costs_little_beside_the_wait() {
+        let s = |ms: u64| std::time::Duration::from_millis(ms);
+        // (elapsed, last generation) -> worth another candidate
+        let cases = [
+            // A 0.5B, prompt cached: 0.6 s so far, 0.5 s more.
+            ((600, 500), true),
+            // A 7B with a pre-warmed prompt: 2.2 s so far, 2 s more.
+            ((2200, 2000), false),
+            // A new file's prompt read for 3.3 s, then 1.1 s of answer: one more second.
+            ((3300, 1100), true),
+            // A 7B that read a new prompt for 10 s: 2 s more beside 12.
+            ((12000, 2000), true),
+            // Slow generation, whatever the wait.
+            ((3200, 3200), false),
+        ];
+        for ((elapsed, generation), worth) in cases {
+            assert_eq!(worth_repairing(s(elapsed), s(generation)), worth, "{elapsed} ms, {generation} ms");
         }
     }
 

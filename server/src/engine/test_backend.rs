@@ -223,6 +223,7 @@ impl Backend for TestBackend {
         running.text.push_str(piece);
         running.next += 1;
         running.stats.generated_tokens += 1;
+        running.stats.generation_ms += self.token_ms;
         Step::Continue
     }
 }
