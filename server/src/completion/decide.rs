@@ -92,6 +92,9 @@ pub fn decide(text: &Rope, tree: Option<&Tree>, cursor: usize, trigger: Trigger)
     if in_comment(tree, cursor) {
         return decision(Scope::Line, "inside a comment");
     }
+    if in_long_string(tree, cursor) {
+        return decision(Scope::Line, "inside a string of several lines");
+    }
     if !tail.is_empty() {
         return decision(Scope::Line, "code follows on the cursor's line");
     }
@@ -209,6 +212,24 @@ fn in_comment(tree: Option<&Tree>, cursor: usize) -> bool {
     node.kind().contains("comment") && cursor <= node.end_byte()
 }
 
+/// Whether the cursor is inside a string literal that spans lines (a docstring, a multi-line
+/// message or raw string): prose, written a line at a time like a comment's; a block there runs
+/// on into more prose, or past the closing quotes into code.
+fn in_long_string(tree: Option<&Tree>, cursor: usize) -> bool {
+    let Some(tree) = tree else { return false };
+    let at = cursor.saturating_sub(1);
+    let mut node = tree.root_node().descendant_for_byte_range(at, at);
+    while let Some(current) = node {
+        if matches!(current.kind(), "string" | "string_literal" | "raw_string_literal") {
+            let (start, end) = (current.start_position(), current.end_position());
+            // Between the quotes.
+            return start.row < end.row && cursor > current.start_byte() && cursor < current.end_byte();
+        }
+        node = current.parent();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +343,18 @@ mod tests {
     fn comments_complete_one_line() {
         check(PY, "# compute the $0\nx = 1\n", Automatic, Line, 0);
         check(RS, "    // returns the $0\n", Automatic, Line, 4);
+    }
+
+    #[test]
+    fn strings_of_several_lines_complete_one_line() {
+        // A docstring's empty line, or a line begun in it: prose, a line at a time.
+        let doc = "def f(a):\n    \"\"\"Sum the values.\n\n    $0\n    \"\"\"\n    return a\n";
+        check(PY, doc, Automatic, Line, 4);
+        check(PY, "def f(a):\n    \"\"\"Sum the\n    values $0\n    \"\"\"\n", Automatic, Line, 4);
+        check(RS, "fn f() {\n    let s = r\"first\n$0\n\";\n}\n", Automatic, Line, 0);
+        check(RS, "fn f() {\n    let s = \"first\n    $0\n\";\n}\n", Automatic, Line, 4);
+        // Not a string of one line, nor the line after the closing quotes.
+        check(PY, "def f(a):\n    \"\"\"Sum.\"\"\"\n    $0\n", Automatic, Block, 4);
+        check(PY, "x = \"\"\"a\nb\"\"\"\n$0\n", Automatic, Block, 0);
     }
 }
