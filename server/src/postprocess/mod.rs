@@ -188,10 +188,22 @@ pub fn drop_unreachable_tail(text: &str, context: &Context) -> String {
 }
 
 /// Cuts where the candidate restates code above the cursor: two consecutive lines equal to two
-/// consecutive lines above (chat models like to start over from the function's signature).
+/// consecutive lines above (chat models like to start over from the function's signature), or
+/// a first line that is the line right above the cursor's again. Real code almost never repeats
+/// a line of some length at once (35 of 280,855 lines in the Python packages installed here,
+/// 135 of 276,675 in the Rust crates): small models do, writing the line above where a line
+/// was removed.
 pub fn cut_at_prefix_repeat(text: &str, context: &Context) -> Option<usize> {
     let above: Vec<&str> = context.above.iter().map(|l| l.trim()).collect();
     let lines = complete_lines(text);
+    if let (Some((_, first)), Some(previous)) = (lines.first(), above.iter().rev().find(|l| !l.is_empty())) {
+        let whole = format!("{}{first}", context.line_before);
+        let whole = whole.trim();
+        let substantial = whole.len() >= 6 && whole.chars().any(char::is_alphanumeric);
+        if substantial && whole == *previous && context.line_after.trim().is_empty() {
+            return Some(0);
+        }
+    }
     for (index, pair) in lines.windows(2).enumerate() {
         let (first, second) = (pair[0].1.trim(), pair[1].1.trim());
         if first.is_empty() || second.is_empty() || first.len() + second.len() < 12 {

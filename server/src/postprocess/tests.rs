@@ -161,6 +161,22 @@ fn restating_the_code_above_is_cut() {
 }
 
 #[test]
+fn a_first_line_that_is_the_line_above_again_is_cut() {
+    // pygments/lexers/c_like.py, a class attribute removed: the model wrote the one above again.
+    let mut ctx = context("    ", "", &["", "    tokens = {"], 4);
+    ctx.above = vec!["    mimetypes = ['text/x-vala']".into(), "    url = 'https://vala.dev'".into(), "".into()];
+    assert_eq!(clean("url = 'https://vala.dev'\n    version_added = '1.5'", &ctx), "");
+    // What the user typed counts as part of the line.
+    ctx.line_before = "    url".into();
+    assert_eq!(clean(" = 'https://vala.dev'", &ctx), "");
+    // Another line, or a short one that code repeats (closers), stays.
+    ctx.line_before = "    ".into();
+    assert_eq!(clean("version_added = '1.5'", &ctx), "version_added = '1.5'");
+    ctx.above = vec!["        }".into()];
+    assert_eq!(clean("}\n", &ctx), "}");
+}
+
+#[test]
 fn a_missing_header_ends_the_candidate() {
     // HumanEval/36: the hole is `for c in s:` above its body; the model wrote a second body.
     let mut ctx = context("", "", &["        ans += (c == '7')", "    return ans"], 4);
