@@ -36,6 +36,9 @@ impl Generation {
         self.pending.extend_from_slice(piece);
         let complete = complete_utf8(&mut self.pending);
         self.text.push_str(&complete);
+        if let (false, Some(sink)) = (complete.is_empty(), &job.on_text) {
+            (sink.0)(&self.text);
+        }
         if let (true, Some(check)) = (new_line, &job.stop_check) {
             if let Some(cut) = (check.0)(&self.text) {
                 self.cut = Some(cut);

@@ -115,6 +115,17 @@ impl std::fmt::Debug for StopCheck {
     }
 }
 
+/// Receives the text a job has generated so far, after every token (explanations stream to the
+/// editor as they are written). Called on the engine's thread: it must return at once.
+#[derive(Clone)]
+pub struct TextSink(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for TextSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TextSink")
+    }
+}
+
 /// What a job asks the model for.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -140,6 +151,8 @@ pub struct Job {
     /// The document the job is for, if any: a remote llama-server keeps each document's prompt
     /// cached in a slot of its own.
     pub document: Option<String>,
+    /// Told the text so far as it grows, if anyone listens.
+    pub on_text: Option<TextSink>,
 }
 
 impl Job {
@@ -157,6 +170,7 @@ impl Job {
             budget: Budget::for_priority(priority),
             sampling: Sampling::default(),
             document: None,
+            on_text: None,
         }
     }
 }

@@ -52,6 +52,7 @@ pub(crate) struct Running {
     text: String,
     cancel: CancelToken,
     stats: Stats,
+    on_text: Option<super::TextSink>,
 }
 
 impl TestBackend {
@@ -191,7 +192,18 @@ impl Backend for TestBackend {
         };
         self.cached.truncate(reused);
         let only_prompt = job.max_tokens == 0;
-        Ok(Running { rendered, only_prompt, pieces, prompt_steps, next: 0, text: String::new(), cancel, stats })
+        let on_text = job.on_text.clone();
+        Ok(Running {
+            rendered,
+            only_prompt,
+            pieces,
+            prompt_steps,
+            next: 0,
+            text: String::new(),
+            cancel,
+            stats,
+            on_text,
+        })
     }
 
     fn step(&mut self, running: &mut Running) -> Step {
@@ -221,6 +233,9 @@ impl Backend for TestBackend {
         };
         std::thread::sleep(Duration::from_millis(self.token_ms));
         running.text.push_str(piece);
+        if let Some(sink) = &running.on_text {
+            (sink.0)(&running.text);
+        }
         running.next += 1;
         running.stats.generated_tokens += 1;
         running.stats.generation_ms += self.token_ms;
