@@ -98,6 +98,62 @@ fn read_inside(file: &Path, boundary: &Path, language: Language) -> Option<(Path
     Some((real, parsed))
 }
 
+/// Definitions of the names used in `code`, nearest (last used) first, one per name: from other
+/// open buffers and the files `snapshot` imports, and, when `outside` is given (a byte range of
+/// `snapshot` that `code` is), from `snapshot` itself outside that range. Without it, names the
+/// current file defines are left out (the prompt shows the file already).
+pub fn definitions_used(
+    snapshot: &Snapshot,
+    code: &str,
+    others: &[Snapshot],
+    root: Option<&Path>,
+    outside: Option<std::ops::Range<usize>>,
+) -> Vec<Snippet> {
+    let ranked = snippets::used_names(code);
+    let wanted: HashSet<&str> = ranked.iter().map(String::as_str).collect();
+    let mut found = Vec::new();
+    let local = match (snapshot.language, &snapshot.tree) {
+        (Some(language), Some(tree)) => {
+            let path = display_path(&snapshot.uri, root);
+            let source = Source { path: &path, text: &snapshot.text, tree, language };
+            snippets::definitions(&source, &wanted)
+        }
+        _ => Vec::new(),
+    };
+    let wanted: HashSet<&str> = match &outside {
+        // The file's own definitions outside the code explained are context like any other.
+        Some(range) => {
+            for snippet in local {
+                if !range.contains(&snippet.start) {
+                    found.push(snippet);
+                }
+            }
+            wanted
+        }
+        // Names the current file defines itself need no snippet.
+        None => {
+            let local: HashSet<String> = local.into_iter().map(|s| s.name).collect();
+            wanted.into_iter().filter(|n| !local.contains(*n)).collect()
+        }
+    };
+    if !wanted.is_empty() {
+        for other in others.iter().filter(|o| o.uri != snapshot.uri) {
+            if let (Some(language), Some(tree)) = (other.language, &other.tree) {
+                let path = display_path(&other.uri, root);
+                let source = Source { path: &path, text: &other.text, tree, language };
+                found.extend(snippets::definitions(&source, &wanted));
+            }
+        }
+        found.extend(imported_snippets(snapshot, &wanted, root));
+    }
+    // Nearest names first; one definition per name.
+    let rank = |name: &str| ranked.iter().position(|n| n == name).unwrap_or(usize::MAX);
+    found.sort_by_key(|s| rank(&s.name));
+    let mut seen = HashSet::new();
+    found.retain(|s| seen.insert(s.name.clone()));
+    found
+}
+
 /// Extra context for the prompt, within `budget` tokens, in a stable order.
 pub fn extras(
     snapshot: &Snapshot,
@@ -119,34 +175,7 @@ pub fn extras(
         window.line_before,
         window.suffix.lines().take(10).collect::<Vec<_>>().join("\n")
     );
-    let ranked = snippets::used_names(&near);
-    let wanted: HashSet<&str> = ranked.iter().map(String::as_str).collect();
-    // Names the current file defines itself need no snippet.
-    let local: HashSet<String> = match (snapshot.language, &snapshot.tree) {
-        (Some(language), Some(tree)) => {
-            let source = Source { path: "", text: &snapshot.text, tree, language };
-            snippets::definitions(&source, &wanted).into_iter().map(|s| s.name).collect()
-        }
-        _ => HashSet::new(),
-    };
-    let wanted: HashSet<&str> = wanted.into_iter().filter(|n| !local.contains(*n)).collect();
-
-    let mut found = Vec::new();
-    if !wanted.is_empty() {
-        for other in others.iter().filter(|o| o.uri != snapshot.uri) {
-            if let (Some(language), Some(tree)) = (other.language, &other.tree) {
-                let path = display_path(&other.uri, root);
-                let source = Source { path: &path, text: &other.text, tree, language };
-                found.extend(snippets::definitions(&source, &wanted));
-            }
-        }
-        found.extend(imported_snippets(snapshot, &wanted, root));
-    }
-    // Nearest names first; one definition per name.
-    let rank = |name: &str| ranked.iter().position(|n| n == name).unwrap_or(usize::MAX);
-    found.sort_by_key(|s| rank(&s.name));
-    let mut seen = HashSet::new();
-    found.retain(|s| seen.insert(s.name.clone()));
+    let found = definitions_used(snapshot, &near, others, root, None);
 
     let mut chosen: Vec<Extra> = Vec::new();
     let mut spent = 0;

@@ -3,6 +3,7 @@
 //! the line rules while the model is still generating, so that it stops early instead of being
 //! trimmed afterwards.
 
+pub mod doc_comment;
 pub mod layout;
 pub mod syntax;
 

@@ -3,8 +3,10 @@
 //! - `window`: the current file around the cursor, within a token budget, cut at stable places;
 //! - `snippets`: definitions of nearby names from other files, found with tree-sitter queries;
 //! - `ring`: recently edited or viewed chunks of code;
-//! - `template`: native FIM, instruct or prefix prompts, ordered for KV-cache reuse.
+//! - `template`: native FIM, instruct or prefix prompts, ordered for KV-cache reuse;
+//! - `explain`: what "explain this code" explains, and its chat prompt.
 
+pub mod explain;
 pub mod ring;
 pub mod snippets;
 pub mod template;

@@ -18,6 +18,8 @@ pub struct Snippet {
     pub path: String,
     pub name: String,
     pub text: String,
+    /// Where the definition starts in its file (a byte offset).
+    pub start: usize,
 }
 
 /// A parsed file to look for definitions in.
@@ -76,7 +78,7 @@ pub fn definitions(source: &Source, names: &HashSet<&str>) -> Vec<Snippet> {
         if lines.len() > MAX_LINES {
             shown.push_str("\n    ...");
         }
-        found.push(Snippet { path: source.path.to_owned(), name, text: shown });
+        found.push(Snippet { path: source.path.to_owned(), name, text: shown, start: definition.start_byte() });
     }
     found
 }

@@ -176,7 +176,7 @@ pub fn comment_mark(language_id: &str) -> &'static str {
     }
 }
 
-fn fence_language(language_id: &str) -> &str {
+pub(crate) fn fence_language(language_id: &str) -> &str {
     match language_id {
         "plaintext" => "",
         other => other,
