@@ -9,6 +9,7 @@ pub mod completion;
 pub mod config;
 pub mod documents;
 pub mod engine;
+pub mod explain;
 pub mod lsp;
 pub mod models;
 pub mod postprocess;

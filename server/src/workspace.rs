@@ -312,4 +312,56 @@ impl Workspace {
             Err(err @ EngineError::Failed(_)) => Err(CompleteError::Failed(err.to_string())),
         }
     }
+
+    /// What to explain for a range of an open document (positions in `encoding`): the request
+    /// the explain pipeline takes.
+    /// Waits for the parse of the text as it is now (what is explained is found in the tree).
+    pub async fn explain_request(
+        &self,
+        uri: &str,
+        start: LineCol,
+        end: LineCol,
+        encoding: Encoding,
+    ) -> Result<crate::explain::Request, CompleteError> {
+        let snapshot =
+            self.documents.parsed(uri, || false).await.ok_or_else(|| CompleteError::UnknownDocument(uri.to_owned()))?;
+        let offset = |at| {
+            position::byte_offset(&snapshot.text, at, encoding)
+                .map_err(|err| CompleteError::BadPosition(err.to_string()))
+        };
+        let (start, end) = (offset(start)?, offset(end)?);
+        Ok(crate::explain::Request {
+            others: self.documents.all().into_iter().filter(|other| other.uri != snapshot.uri).collect(),
+            root: self.root(),
+            snapshot,
+            start,
+            end,
+        })
+    }
+
+    /// Explains a request with the loaded model (see [`crate::explain::explain`]).
+    pub async fn explain(
+        &self,
+        request: &crate::explain::Request,
+        on_text: impl Fn(&str) + Send + Sync + 'static,
+        cancel: CancelToken,
+    ) -> Result<crate::explain::Explanation, crate::explain::ExplainError> {
+        let Some(engine) = self.engine() else {
+            return Err(crate::explain::ExplainError::Loading);
+        };
+        crate::explain::explain(&engine, &self.settings(), request, on_text, cancel).await
+    }
+
+    /// Writes the documentation of the function at a request's start (see
+    /// [`crate::explain::document`]).
+    pub async fn document(
+        &self,
+        request: &crate::explain::Request,
+        cancel: CancelToken,
+    ) -> Result<crate::explain::Documentation, crate::explain::ExplainError> {
+        let Some(engine) = self.engine() else {
+            return Err(crate::explain::ExplainError::Loading);
+        };
+        crate::explain::document(&engine, &self.settings(), request, cancel).await
+    }
 }

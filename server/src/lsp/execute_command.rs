@@ -1,6 +1,7 @@
 //! `workspace/executeCommand`: `mistral-lsp.status` reports the engine's state and the settings;
 //! `mistral-lsp.document` (not advertised: for tests and benchmarks) returns the server's copy of
-//! a document, to compare with the editor's.
+//! a document, to compare with the editor's; `mistral-lsp.explain` streams an explanation (see
+//! `explain`); `mistral-lsp.documentFunction` writes and applies a doc comment (see `document`).
 
 use serde_json::json;
 use tower_lsp_server::gen_lsp_types::{ExecuteCommandParams, LspAny};
@@ -14,8 +15,14 @@ use crate::engine::State;
 pub const STATUS: &str = "mistral-lsp.status";
 pub const DOCUMENT: &str = "mistral-lsp.document";
 
-pub fn handle(server: &Server, params: ExecuteCommandParams) -> Result<Option<LspAny>> {
+pub async fn handle(server: &Server, params: ExecuteCommandParams) -> Result<Option<LspAny>> {
     match params.command.as_str() {
+        super::explain::COMMAND => {
+            super::explain::handle(server, params.arguments.as_deref().unwrap_or_default()).await
+        }
+        super::document::COMMAND => {
+            super::document::execute(server, params.arguments.as_deref().unwrap_or_default()).await
+        }
         STATUS => Ok(Some(status(server))),
         DOCUMENT => document(server, params.arguments.as_deref().unwrap_or_default()),
         other => Err(Error::invalid_params(format!("unknown command `{other}`"))),

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use tower_lsp_server::gen_lsp_types::{
-    InitializeParams, InitializeResult, ServerCapabilities, ServerInfo, WorkspaceFolders,
+    CodeActionTag, InitializeParams, InitializeResult, ServerCapabilities, ServerInfo, WorkspaceFolders,
 };
 use tower_lsp_server::jsonrpc::Result;
 
@@ -14,17 +14,31 @@ use super::session::ClientSupport;
 use crate::config::Options;
 
 /// Commands the server executes through `workspace/executeCommand`.
-pub const COMMANDS: &[&str] = &[super::execute_command::STATUS];
+pub const COMMANDS: &[&str] = &[super::execute_command::STATUS, super::explain::COMMAND, super::document::COMMAND];
 
 pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeResult> {
     let session = &server.session;
     let capabilities = &params.capabilities;
     let offered = capabilities.general.as_ref().and_then(|general| general.position_encodings.as_deref());
     let encoding = convert::negotiate(offered);
+    let code_actions = capabilities.text_document.as_ref().and_then(|t| t.code_action.as_ref());
+    let workspace = capabilities.workspace.as_ref();
     *session.encoding.write() = encoding;
     *session.client.write() = ClientSupport {
         work_done_progress: capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
-        configuration: capabilities.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
+        configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
+        code_action_literals: code_actions.is_some_and(|c| c.code_action_literal_support.is_some()),
+        llm_generated_tag: code_actions
+            .and_then(|c| c.tag_support.as_ref())
+            .is_some_and(|tags| tags.value_set.contains(&CodeActionTag::LLMGenerated)),
+        resolve_edit: code_actions
+            .and_then(|c| c.resolve_support.as_ref())
+            .is_some_and(|resolve| resolve.properties.iter().any(|p| p == "edit")),
+        apply_edit: workspace.and_then(|w| w.apply_edit).unwrap_or(false),
+        document_changes: workspace
+            .and_then(|w| w.workspace_edit.as_ref())
+            .and_then(|edit| edit.document_changes)
+            .unwrap_or(false),
     };
     if let Some(options) = &params.initialization_options {
         let mut problems = Vec::new();
@@ -52,6 +66,12 @@ pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeRes
         "inlineCompletionProvider": {},
         "completionProvider": {"resolveProvider": false, "triggerCharacters": []},
         "executeCommandProvider": {"commands": COMMANDS},
+        // "Explain this code" is a command behind a code action of no particular kind; "Document
+        // this function" a rewrite whose edit is written when it is resolved.
+        "codeActionProvider": {
+            "codeActionKinds": [super::code_action::EXPLAIN_KIND, super::code_action::DOCUMENT_KIND],
+            "resolveProvider": true,
+        },
     });
     let capabilities: ServerCapabilities = serde_json::from_value(capabilities).map_err(|err| {
         tracing::error!("building capabilities: {err}");

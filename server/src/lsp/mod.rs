@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server as Transport};
 
+mod code_action;
 mod completion;
 mod convert;
 mod cursor;
@@ -18,7 +19,9 @@ mod did_change_configuration;
 mod did_close;
 mod did_open;
 mod did_save;
+mod document;
 mod execute_command;
+mod explain;
 mod initialize;
 mod initialized;
 mod inline_completion;

@@ -123,6 +123,21 @@ where
                     return self.detach(future);
                 }
             }
+            // An explanation or a doc comment takes seconds or minutes: it must not hold a slot
+            // either.
+            "codeAction/resolve" => {
+                let future = self.inner.call(request);
+                return self.detach(future);
+            }
+            "workspace/executeCommand"
+                if matches!(
+                    request.params().and_then(|p| p.get("command")).and_then(|c| c.as_str()),
+                    Some(super::explain::COMMAND | super::document::COMMAND)
+                ) =>
+            {
+                let future = self.inner.call(request);
+                return self.detach(future);
+            }
             _ => {}
         }
         Box::pin(self.inner.call(request))

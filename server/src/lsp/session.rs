@@ -21,6 +21,16 @@ const MAX_REPORTED: usize = 1024;
 pub struct ClientSupport {
     pub work_done_progress: bool,
     pub configuration: bool,
+    /// Code actions as literals (else as bare commands).
+    pub code_action_literals: bool,
+    /// The `LLMGenerated` code action tag (LSP 3.18).
+    pub llm_generated_tag: bool,
+    /// `codeAction/resolve` may fill in a code action's `edit`.
+    pub resolve_edit: bool,
+    /// `workspace/applyEdit` requests.
+    pub apply_edit: bool,
+    /// Versioned `documentChanges` in workspace edits.
+    pub document_changes: bool,
 }
 
 /// Shared state behind every handler: the workspace, and what only the LSP side knows.
