@@ -14,6 +14,10 @@ USAGE:
     mistral-lsp complete FILE --line L --column C
                                         Print the suggestion at line L, column C (1-based),
                                         with the same pipeline and defaults as the server
+    mistral-lsp explain FILE --line N [--end-line M]
+                                        Explain lines N to M (1-based), or with no --end-line the
+                                        function, class or impl around line N; the markdown
+                                        streams to stdout as it is written
     mistral-lsp settings-schema         Print the settings as VS Code configuration properties (JSON)
 
 OPTIONS:
@@ -63,6 +67,12 @@ pub enum Command {
         line: u32,
         column: u32,
     },
+    /// Explain a file's lines (1-based, inclusive), or the definition around a line.
+    Explain {
+        file: PathBuf,
+        line: u32,
+        end_line: Option<u32>,
+    },
 }
 
 /// Parses arguments (without the program name). Errors are for arguments that make no sense at all.
@@ -85,14 +95,19 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 parsed.command = Command::Complete { file: PathBuf::from(file), line: 0, column: 0 };
                 continue;
             }
-            "--line" | "--column" => {
+            "explain" => {
+                let file = value("explain")?;
+                parsed.command = Command::Explain { file: PathBuf::from(file), line: 0, end_line: None };
+                continue;
+            }
+            "--line" | "--column" | "--end-line" => {
                 let raw = value(&flag)?;
                 let number: u32 = raw.parse().map_err(|_| format!("{flag} needs a number, got `{raw}`"))?;
-                match &mut parsed.command {
-                    Command::Complete { line, column, .. } => {
-                        *if flag == "--line" { line } else { column } = number;
-                    }
-                    _ => return Err(format!("{flag} goes with the complete command")),
+                match (&mut parsed.command, flag.as_str()) {
+                    (Command::Complete { line, .. } | Command::Explain { line, .. }, "--line") => *line = number,
+                    (Command::Complete { column, .. }, "--column") => *column = number,
+                    (Command::Explain { end_line, .. }, "--end-line") => *end_line = Some(number),
+                    _ => return Err(format!("{flag} goes with the complete or explain command")),
                 }
                 continue;
             }
@@ -185,6 +200,71 @@ pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, co
     Ok(completion.suggestions.into_iter().next().map(|s| s.text).unwrap_or_default())
 }
 
+/// The `explain` command: the server's explain pipeline on a file from disk, for 1-based lines
+/// `line..=end_line` or the definition around `line`, the markdown written to `out` as it grows.
+pub async fn explain(
+    settings: &Settings,
+    file: &std::path::Path,
+    line: u32,
+    end_line: Option<u32>,
+    out: impl std::io::Write + Send + 'static,
+) -> Result<String, String> {
+    use crate::documents::{uri, Document};
+    use crate::engine::{CancelToken, Engine, State};
+    use crate::workspace::Workspace;
+
+    if line == 0 || end_line == Some(0) {
+        return Err("--line (and --end-line) are 1-based; --line is needed".into());
+    }
+    let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let uri = uri::from_path(&absolute);
+    let workspace = Workspace::new(settings.clone());
+    workspace.set_root(absolute.parent().map(std::path::Path::to_path_buf));
+    workspace.open(Document::new(&uri, crate::syntax::language_id(&absolute), 1, &text));
+    let snapshot = workspace.documents.parsed(&uri, || false).await.ok_or("the file could not be opened")?;
+    let lines = snapshot.text.len_lines();
+    let first = (line as usize - 1).min(lines.saturating_sub(1));
+    let (start, end) = match end_line {
+        Some(last) if (last as usize) < first + 1 => return Err("--end-line comes before --line".into()),
+        Some(last) => {
+            let after = last as usize;
+            let end = if after < lines { snapshot.text.line_to_byte(after) } else { snapshot.text.len_bytes() };
+            (snapshot.text.line_to_byte(first), end)
+        }
+        None => {
+            // At the line's first character: inside the code on it, not before its indentation.
+            let start = snapshot.text.line_to_byte(first);
+            let indent = snapshot.text.line(first).chars().take_while(|c| *c == ' ' || *c == '\t').count();
+            (start + indent, start + indent)
+        }
+    };
+    let request = crate::explain::Request { snapshot, start, end, others: Vec::new(), root: workspace.root() };
+    crate::explain::target(&request).map_err(|err| err.to_string())?;
+    let engine = Engine::for_settings(settings)?;
+    if let State::Failed { message } = engine.ready().await {
+        return Err(message);
+    }
+    workspace.set_engine(Some(engine));
+    let out = std::sync::Arc::new(parking_lot::Mutex::new((out, 0usize)));
+    let sink = out.clone();
+    let on_text = move |text: &str| {
+        let text = text.trim_start();
+        let mut guard = sink.lock();
+        let (out, written) = &mut *guard;
+        if let Some(new) = text.get(*written..) {
+            // A closed pipe only stops the output; the job ends by itself.
+            let _ = out.write_all(new.as_bytes()).and_then(|()| out.flush());
+            *written = text.len();
+        }
+    };
+    let explanation = workspace.explain(&request, on_text, CancelToken::new()).await.map_err(|err| err.to_string())?;
+    let mut guard = out.lock();
+    let (out, _) = &mut *guard;
+    let _ = out.write_all(b"\n").and_then(|()| out.flush());
+    Ok(explanation.markdown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +291,15 @@ mod tests {
         assert!(args(&["--model"]).is_err());
         assert_eq!(args(&["-V"]).unwrap().command, Command::Version);
         assert_eq!(args(&["probe-model", "/m.gguf"]).unwrap().command, Command::ProbeModel("/m.gguf".into()));
+    }
+
+    #[test]
+    fn explain_takes_a_line_and_maybe_an_end_line() {
+        let parsed = args(&["explain", "a.py", "--line", "3", "--end-line=7"]).unwrap();
+        assert_eq!(parsed.command, Command::Explain { file: "a.py".into(), line: 3, end_line: Some(7) });
+        let parsed = args(&["explain", "a.py", "--line", "3"]).unwrap();
+        assert_eq!(parsed.command, Command::Explain { file: "a.py".into(), line: 3, end_line: None });
+        assert!(args(&["explain", "a.py", "--column", "3"]).is_err(), "no columns for explain");
+        assert!(args(&["--end-line", "3"]).is_err());
     }
 }

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         }
         Command::SettingsSchema => return print_schema(),
         Command::ProbeModel(path) => return probe_model(path),
-        Command::FetchModel(_) | Command::Complete { .. } | Command::Serve => {}
+        Command::FetchModel(_) | Command::Complete { .. } | Command::Explain { .. } | Command::Serve => {}
     }
     // Model files are read in a child process first: an abort in llama.cpp ends that child only.
     match std::env::current_exe() {
@@ -64,6 +64,17 @@ fn main() -> ExitCode {
         let settings = mistral_lsp::config::Settings::resolve(&options);
         return match runtime.block_on(mistral_lsp::cli::complete(&settings, file, *line, *column)) {
             Ok(text) => answer(&text),
+            Err(message) => {
+                eprintln!("mistral-lsp: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Explain { file, line, end_line } = &args.command {
+        let settings = mistral_lsp::config::Settings::resolve(&options);
+        let explained = mistral_lsp::cli::explain(&settings, file, *line, *end_line, std::io::stdout());
+        return match runtime.block_on(explained) {
+            Ok(_) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("mistral-lsp: {message}");
                 ExitCode::FAILURE
