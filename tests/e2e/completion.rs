@@ -116,19 +116,21 @@ fn a_thousand_cancelled_requests_leave_the_server_well() {
 }
 
 #[test]
-fn commands_and_no_code_actions_until_there_are_some() {
+fn commands_and_the_code_actions_a_plain_client_gets() {
     let mut server = Server::start("test:checksum", json!({}), Value::Null);
     server.wait_ready();
     server.open("file:///c/a.py", "python", "x = 1\n");
-    // No code action is served yet, so none is advertised and the method is unknown.
+    // A client without code action literals gets bare commands; with neither resolve nor
+    // applyEdit support, only the explain one (a doc comment could not reach it).
     let range = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}});
-    let err = server
+    let actions = server
         .request(
             "textDocument/codeAction",
             json!({"textDocument": {"uri": "file:///c/a.py"}, "range": range, "context": {"diagnostics": []}}),
         )
-        .unwrap_err();
-    assert_eq!(err["code"], -32601);
+        .unwrap();
+    assert_eq!(actions.as_array().map(Vec::len), Some(1), "{actions}");
+    assert_eq!(actions[0]["command"], "mistral-lsp.explain");
     let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
     assert_eq!(status["state"], "ready");
     assert_eq!(status["documents"], 1);

@@ -262,6 +262,8 @@ impl Server {
                     let items = message["params"]["items"].as_array().map_or(0, Vec::len);
                     Value::Array(vec![self.configuration.clone(); items])
                 }
+                // The edit is read from `server_requests`; a real editor would apply it.
+                Some("workspace/applyEdit") => json!({"applied": true}),
                 _ => Value::Null,
             };
             self.send(&json!({"jsonrpc": "2.0", "id": message["id"], "result": result}));

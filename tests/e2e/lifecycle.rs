@@ -17,8 +17,15 @@ fn initialize_advertises_every_capability_at_once() {
     assert!(caps["textDocumentSync"]["save"].is_object());
     assert!(caps["inlineCompletionProvider"].is_object());
     assert!(caps["completionProvider"].is_object());
-    assert!(caps.get("codeActionProvider").is_none(), "no code action is served yet");
-    assert_eq!(caps["executeCommandProvider"]["commands"], json!(["mistral-lsp.status"]));
+    // Exactly the kinds served: explain (no particular kind) and document (a rewrite).
+    assert_eq!(
+        caps["codeActionProvider"],
+        json!({"codeActionKinds": ["", "refactor.rewrite"], "resolveProvider": true})
+    );
+    assert_eq!(
+        caps["executeCommandProvider"]["commands"],
+        json!(["mistral-lsp.status", "mistral-lsp.explain", "mistral-lsp.documentFunction"])
+    );
     assert_eq!(result["serverInfo"]["name"], "mistral-lsp");
     server.shutdown();
 }

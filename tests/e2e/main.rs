@@ -6,6 +6,8 @@
 mod bad_input;
 mod completion;
 mod config;
+mod document;
+mod explain;
 #[path = "../engine/gguf.rs"]
 mod gguf;
 mod harness;
