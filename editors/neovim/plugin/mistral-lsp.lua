@@ -7,3 +7,11 @@ vim.g.loaded_mistral_lsp = true
 vim.api.nvim_create_user_command("MistralLspRestart", function()
   require("mistral-lsp").restart()
 end, { desc = "Restart the mistral-lsp server" })
+
+vim.api.nvim_create_user_command("MistralLspExplain", function(args)
+  if args.range > 0 then
+    require("mistral-lsp.explain").explain(args.line1, args.line2)
+  else
+    require("mistral-lsp.explain").explain()
+  end
+end, { range = true, desc = "Explain the selected lines, or the function around the cursor" })

@@ -14,6 +14,8 @@ import {
 } from "vscode-languageclient/node";
 
 import { CURSOR_NOTIFICATION, CursorReporter } from "./cursor";
+import { ExplanationPanel } from "./explainPanel";
+import { EXPLAIN_COMMAND, EXPLANATION_NOTIFICATION, parseExplanation } from "./explanation";
 import { RestartBudget } from "./restarts";
 import { parseLogLine } from "./serverLog";
 import { resolveServer } from "./serverPath";
@@ -58,6 +60,9 @@ class MistralLsp {
     void this.client?.sendNotification(CURSOR_NOTIFICATION, params).catch(() => undefined);
   });
 
+  /** "Explain this code": the side panel the explanation streams into. */
+  private readonly explanation = new ExplanationPanel();
+
   constructor(private readonly context: vscode.ExtensionContext) {
     this.keys = serverKeys(context.extension.packageJSON.contributes.configuration.properties);
     this.item.name = "mistral-lsp";
@@ -71,6 +76,8 @@ class MistralLsp {
       vscode.commands.registerCommand("mistralLsp.showLog", () => this.log.show()),
       vscode.commands.registerCommand("mistralLsp.toggleCompletions", () => this.toggleCompletions()),
       vscode.commands.registerCommand("mistralLsp.showMenu", () => this.showMenu()),
+      vscode.commands.registerCommand("mistralLsp.explain", () => this.explainSelection()),
+      this.explanation,
       vscode.workspace.onDidChangeConfiguration((event) => this.onSettingsChanged(event)),
       vscode.window.onDidChangeTextEditorSelection((event) => this.cursorMoved(event.textEditor)),
       vscode.window.onDidChangeActiveTextEditor((editor) => editor && this.cursorMoved(editor)),
@@ -119,6 +126,12 @@ class MistralLsp {
       }
     });
     client.onNotification("mistral-lsp/status", (params: unknown) => this.setStatus(parseStatus(params)));
+    client.onNotification(EXPLANATION_NOTIFICATION, (params: unknown) => {
+      const parsed = parseExplanation(params);
+      if (parsed) {
+        this.explanation.update(parsed);
+      }
+    });
     this.setStatus({ state: "starting", message: `Starting ${found.path}`, percent: null });
     try {
       this.starting = true;
@@ -172,6 +185,9 @@ class MistralLsp {
         closed: () => this.onClosed(),
       },
       middleware: {
+        // The code action's command streams into the panel, which can stop it.
+        executeCommand: (command, args, next) =>
+          command === EXPLAIN_COMMAND ? this.explain(args[0]) : next(command, args),
         workspace: {
           // Answer for our section with the server's keys only: the client-only ones would be unknown keys to it.
           configuration: async (params, token, next) => {
@@ -184,6 +200,38 @@ class MistralLsp {
         },
       },
     };
+  }
+
+  /** "mistral-lsp: Explain": the selection, or the function around the cursor, of the active editor. */
+  private async explainSelection(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const client = this.client;
+    if (!editor || !client || !this.running) {
+      void vscode.window.showWarningMessage("mistral-lsp: open a file that the server handles first.");
+      return;
+    }
+    const converter = client.code2ProtocolConverter;
+    await this.explain({ uri: converter.asUri(editor.document.uri), range: converter.asRange(editor.selection) });
+  }
+
+  /** Runs `mistral-lsp.explain` for `{uri, range}` and shows it in the panel; errors end up there too. */
+  private async explain(argument: { uri: string; range: unknown }): Promise<void> {
+    const client = this.client;
+    if (!client) {
+      return;
+    }
+    const name = argument.uri.split("/").pop() ?? argument.uri;
+    const token = this.explanation.start(argument.uri, `Explanation: ${decodeURIComponent(name)}`);
+    try {
+      const result = await client.sendRequest(
+        ExecuteCommandRequest.type,
+        { command: EXPLAIN_COMMAND, arguments: [argument] },
+        token,
+      );
+      this.explanation.finish((result as { markdown: string }).markdown);
+    } catch (error) {
+      this.explanation.fail(token.isCancellationRequested ? "Stopped." : error instanceof Error ? error.message : String(error));
+    }
   }
 
   /** The cursor of a document the server has (as the document selector says), once the server runs. */

@@ -101,6 +101,9 @@ function M.client_config(options, cmd)
       ["mistral-lsp/status"] = function(_, params, ctx)
         changed(ctx.client_id, params.state, params.message, params.percent)
       end,
+      ["mistral-lsp/explanation"] = function(_, params)
+        require("mistral-lsp.explain").on_notification(params)
+      end,
     },
     on_init = function(client)
       if not M.states[client.id] then
