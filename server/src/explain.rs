@@ -190,7 +190,7 @@ pub async fn document(
 
 /// Tokens of context a job may read besides its code: [`CONTEXT_TOKENS`], or what the loaded
 /// model reads in [`CONTEXT_TARGET`] here. Fails when no model is ready.
-fn context_room(engine: &Engine, settings: &Settings) -> Result<usize, ExplainError> {
+pub(crate) fn context_room(engine: &Engine, settings: &Settings) -> Result<usize, ExplainError> {
     let model = match engine.state() {
         State::Ready { model, .. } => model,
         State::Loading { .. } => return Err(ExplainError::Loading),
@@ -207,7 +207,7 @@ fn context_room(engine: &Engine, settings: &Settings) -> Result<usize, ExplainEr
 
 /// Builds a prompt about `target`'s code off the async threads (definitions come from other
 /// files, some read from disk), with the model's tokenizer where it has one.
-async fn build_prompt(
+pub(crate) async fn build_prompt(
     engine: &Engine,
     request: &Request,
     target: &Target,

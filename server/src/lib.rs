@@ -14,6 +14,7 @@ pub mod lsp;
 pub mod models;
 pub mod postprocess;
 pub mod prompt;
+pub mod review;
 pub mod syntax;
 pub mod workspace;
 

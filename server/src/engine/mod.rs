@@ -153,6 +153,9 @@ pub struct Job {
     pub document: Option<String>,
     /// Told the text so far as it grows, if anyone listens.
     pub on_text: Option<TextSink>,
+    /// A GBNF grammar the output must follow (review findings as JSON), rooted at `root`. The
+    /// embedded engine and llama-server enforce it; other servers do not, so parse leniently.
+    pub grammar: Option<String>,
 }
 
 impl Job {
@@ -171,6 +174,7 @@ impl Job {
             sampling: Sampling::default(),
             document: None,
             on_text: None,
+            grammar: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! trimmed afterwards.
 
 pub mod doc_comment;
+pub mod findings;
 pub mod layout;
 pub mod syntax;
 

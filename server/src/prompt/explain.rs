@@ -225,7 +225,7 @@ the code line by line.";
 /// The chat prompt that asks to explain `code`, within `budget` tokens counted with `counter`:
 /// the code always, then the imports and as many definitions as fit, nearest first.
 pub fn explain_prompt(target: &Target, code: &str, context: &Context, budget: usize, counter: &dyn Counter) -> Prompt {
-    chat_prompt(EXPLAIN_ASK, "explain", target, code, context, budget, counter)
+    chat_prompt(EXPLAIN_ASK, code_part("explain", target, code, context), context, budget, counter)
 }
 
 /// The instruction of the document prompt, in the language's own conventions.
@@ -248,28 +248,32 @@ the text of the docstring only: no quotes, no code fence around it, no copy of t
 /// The chat prompt that asks for the documentation of the function at `site`, with the same
 /// context as an explanation.
 pub fn document_prompt(site: &DocSite, code: &str, context: &Context, budget: usize, counter: &dyn Counter) -> Prompt {
-    chat_prompt(document_ask(site.style), "document", &site.function, code, context, budget, counter)
+    let code_part = code_part("document", &site.function, code, context);
+    chat_prompt(document_ask(site.style), code_part, context, budget, counter)
 }
 
-/// A chat prompt that asks `ask` about `code`, within `budget` tokens counted with `counter`:
-/// the code always, then the imports and as many definitions as fit, nearest first.
-fn chat_prompt(
+/// The code a prompt is about, fenced, with where it comes from.
+fn code_part(verb: &str, target: &Target, code: &str, context: &Context) -> String {
+    let fence = super::template::fence_language(context.language_id);
+    let (first, last) = (target.lines.0 + 1, target.lines.1 + 1);
+    format!(
+        "The {kind} to {verb}, from `{path}` (lines {first}-{last}):\n```{fence}\n{code}\n```",
+        kind = target.kind,
+        path = context.path,
+        code = code.trim_end(),
+    )
+}
+
+/// A chat prompt that asks `ask` about `code_part`, within `budget` tokens counted with
+/// `counter`: the code always, then the imports and as many definitions as fit, nearest first.
+pub(super) fn chat_prompt(
     ask: &str,
-    verb: &str,
-    target: &Target,
-    code: &str,
+    code_part: String,
     context: &Context,
     budget: usize,
     counter: &dyn Counter,
 ) -> Prompt {
     let fence = super::template::fence_language(context.language_id);
-    let (first, last) = (target.lines.0 + 1, target.lines.1 + 1);
-    let code_part = format!(
-        "The {kind} to {verb}, from `{path}` (lines {first}-{last}):\n```{fence}\n{code}\n```",
-        kind = target.kind,
-        path = context.path,
-        code = code.trim_end(),
-    );
     let mut room = budget.saturating_sub(counter.count(ask) + counter.count(&code_part));
     let mut parts = vec![ask.to_owned()];
     if !context.imports.is_empty() {

@@ -7,6 +7,7 @@
 //! - `explain`: what "explain this code" explains, and its chat prompt.
 
 pub mod explain;
+pub mod review;
 pub mod ring;
 pub mod snippets;
 pub mod template;

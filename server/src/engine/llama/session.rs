@@ -413,17 +413,27 @@ fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<Ll
     (tokens, excess)
 }
 
-fn sampler(job: &Job) -> LlamaSampler {
+/// The job's sampler: greedy or its sampling chain, behind its grammar if it has one (the chain
+/// accepts each sampled token into the grammar itself: never accept it twice).
+fn sampler(model: &LlamaModel, job: &Job) -> Result<LlamaSampler, EngineError> {
     let s = job.sampling;
-    if s.temperature <= 0.0 {
-        return LlamaSampler::greedy();
+    let mut chain = Vec::new();
+    if let Some(grammar) = &job.grammar {
+        let grammar = LlamaSampler::grammar(model, grammar, "root")
+            .map_err(|err| EngineError::Failed(format!("the job's grammar does not parse: {err}")))?;
+        chain.push(grammar);
     }
-    LlamaSampler::chain_simple([
-        LlamaSampler::top_k(s.top_k.max(1)),
-        LlamaSampler::top_p(s.top_p.clamp(0.01, 1.0), 1),
-        LlamaSampler::temp(s.temperature),
-        LlamaSampler::dist(s.seed),
-    ])
+    if s.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.extend([
+            LlamaSampler::top_k(s.top_k.max(1)),
+            LlamaSampler::top_p(s.top_p.clamp(0.01, 1.0), 1),
+            LlamaSampler::temp(s.temperature),
+            LlamaSampler::dist(s.seed),
+        ]);
+    }
+    Ok(if chain.len() == 1 { chain.pop().expect("one sampler") } else { LlamaSampler::chain_simple(chain) })
 }
 
 impl Backend for Session<'_> {
@@ -450,7 +460,7 @@ impl Backend for Session<'_> {
         }
         Ok(Running {
             id: self.next_id,
-            sampler: sampler(&job),
+            sampler: sampler(self.model, &job)?,
             job,
             cancel,
             slot,
@@ -497,7 +507,12 @@ impl Backend for Session<'_> {
         }
         let Some((_, index)) = self.logits.take() else { return Step::Continue };
         let token = match self.constrained(running, index) {
-            Some(token) => token,
+            Some(token) => {
+                if running.job.grammar.is_some() {
+                    running.sampler.accept(token);
+                }
+                token
+            }
             None => running.sampler.sample(&self.ctx, index),
         };
         // A drafted token that the model chose: the batch holds the logits after it too.

@@ -179,6 +179,9 @@ pub fn body(api: Api, rendered: &Rendered, job: &Job, model: &str, slot: Option<
             if let Some(slot) = slot {
                 object.insert("id_slot".into(), slot.into());
             }
+            if let Some(grammar) = &job.grammar {
+                object.insert("grammar".into(), grammar.as_str().into());
+            }
         }
         Api::OpenAi => {
             object.insert("max_tokens".into(), job.max_tokens.into());

@@ -1,0 +1,107 @@
+//! The review prompt: numbered lines of the code under review, the same context as an
+//! explanation, and the JSON answer's grammar (GBNF) that the engine enforces. Pure.
+
+use super::explain::{chat_prompt, Context, Target};
+use super::{Counter, Prompt};
+
+/// Findings an answer may hold: a few that matter, not a list of nits.
+pub const MAX_FINDINGS: usize = 5;
+
+/// The answer's grammar: `{"findings": [...]}` with at most [`MAX_FINDINGS`] findings whose
+/// fields come in a fixed order (the quoted code before the message, so that the model points at
+/// lines before it argues about them). Whitespace runs are bounded: a model that loops on blanks
+/// still reaches the end.
+pub const GRAMMAR: &str = r#"root ::= "{" ws "\"findings\":" ws "[" ws findings? ws "]" ws "}"
+findings ::= finding (ws "," ws finding){0,4}
+finding ::= "{" ws "\"line\":" ws num ws "," ws "\"end_line\":" ws num ws "," ws "\"code\":" ws str ws "," ws "\"category\":" ws category ws "," ws "\"severity\":" ws severity ws "," ws "\"message\":" ws str ws "," ws "\"fix\":" ws str ws "}"
+category ::= "\"bug\"" | "\"security\"" | "\"performance\"" | "\"maintainability\""
+severity ::= "\"error\"" | "\"warning\"" | "\"info\""
+num ::= [1-9] [0-9]{0,6}
+str ::= "\"" chr* "\""
+chr ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+ws ::= [ \t\n]{0,24}
+"#;
+
+/// What the model is asked: real defects it is confident about, pointed at by line, each with
+/// the quoted lines and, where it is sure, their corrected text.
+const ASK: &str = "Review this code for real defects: bugs (wrong results, wrong operator, variable or bound, \
+off-by-one errors, unhandled cases, crashes), security problems, and serious performance problems. Report only \
+problems you are confident about, the most important first, at most 3. If the code is correct, answer with an empty \
+list. No remarks on style, naming, comments, documentation, tests or type hints.\n\n\
+For each problem give: `line` and `end_line`, the numbers of the first and last line it is on, as numbered below; \
+`code`, the text of those lines copied exactly, without their numbers; `category`: bug, security, performance or \
+maintainability; `severity`: error for a defect that gives wrong results or crashes, warning for a likely one, info \
+otherwise; `message`: one or two sentences that say what is wrong and why; `fix`: the corrected text of those same \
+lines, whole lines with their indentation, or \"\" if you are not sure of a fix.\n\n\
+Answer with JSON only, in this shape: \
+{\"findings\": [{\"line\": 3, \"end_line\": 3, \"code\": \"...\", \"category\": \"bug\", \"severity\": \"error\", \
+\"message\": \"...\", \"fix\": \"...\"}]}";
+
+/// `code` (the document's lines `target.lines`) with each line's 1-based number in front.
+pub fn numbered(code: &str, first_line: usize) -> String {
+    let lines: Vec<&str> = code.trim_end_matches('\n').split('\n').collect();
+    let width = (first_line + lines.len()).to_string().len();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        out.push_str(&format!("{:>width$}| {line}\n", first_line + 1 + i));
+    }
+    out
+}
+
+/// The chat prompt that asks for a review of `code` (the document's lines `target.lines`), with
+/// numbered lines; `focus` (0-based lines) names the lines that changed, for a review of a diff.
+pub fn review_prompt(
+    target: &Target,
+    code: &str,
+    focus: Option<(usize, usize)>,
+    context: &Context,
+    budget: usize,
+    counter: &dyn Counter,
+) -> Prompt {
+    let (first, last) = (target.lines.0 + 1, target.lines.1 + 1);
+    let mut code_part = format!(
+        "The {kind} to review, from `{path}` (lines {first}-{last}, numbered):\n```\n{code}```",
+        kind = target.kind,
+        path = context.path,
+        code = numbered(code, target.lines.0),
+    );
+    if let Some((start, end)) = focus {
+        code_part.push_str(&format!(
+            "\n\nLines {}-{} changed: report only problems on those lines.",
+            start + 1,
+            end + 1
+        ));
+    }
+    chat_prompt(ASK, code_part, context, budget, counter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompt::{Estimate, Prompt};
+
+    #[test]
+    fn lines_are_numbered_from_the_targets_first_line() {
+        let table = [
+            ("a\nb\n", 0, "1| a\n2| b\n"),
+            ("x = 1\r\n", 9, "10| x = 1\n"),
+            ("    if x:\n        y()\n", 98, " 99|     if x:\n100|         y()\n"),
+        ];
+        for (code, first, expected) in table {
+            assert_eq!(numbered(code, first), expected, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn the_prompt_shows_numbered_code_and_the_changed_lines() {
+        let target = Target { start: 0, end: 20, kind: "function", lines: (4, 5) };
+        let context = Context { path: "src/a.py", language_id: "python", imports: &[], definitions: &[] };
+        let prompt = review_prompt(&target, "def f(x):\n    return x\n", Some((5, 5)), &context, 4096, &Estimate);
+        let Prompt::Chat { messages, .. } = prompt else { panic!("a chat prompt") };
+        let text = &messages[0].content;
+        assert!(text.contains("5| def f(x):\n6|     return x\n"), "{text}");
+        assert!(text.contains("lines 5-6"), "{text}");
+        assert!(text.contains("Lines 6-6 changed"), "{text}");
+    }
+}

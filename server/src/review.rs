@@ -1,0 +1,208 @@
+//! The review pipeline for every front end (the LSP command, `mistral-lsp review`): what is
+//! reviewed (a function or selection, a whole file in parts, or the changed lines of a diff with
+//! their enclosing definitions), one grammar-bound background job per part, and the findings
+//! anchored to the lines they quote, with fixes that parse. No LSP types here.
+
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::engine::{CancelToken, Engine, Job, Priority};
+use crate::explain::{build_prompt, context_room, ExplainError, Request};
+use crate::postprocess::findings::{self, Finding};
+use crate::postprocess::syntax::Errors;
+use crate::prompt::explain::{self, Target};
+use crate::prompt::review::{self as review_prompt, GRAMMAR};
+
+pub use crate::postprocess::findings::{Category, Severity};
+
+/// Tokens an answer may take: a few findings with their quotes and fixes.
+pub const ANSWER_TOKENS: u32 = 768;
+
+/// Lines a part of a whole-file review holds at most (a longer definition is one part).
+const PART_LINES: usize = 120;
+
+/// One prompt's worth of code to review.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub target: Target,
+    /// Lines that changed (0-based, inclusive), for a diff: findings elsewhere are dropped.
+    pub focus: Option<(usize, usize)>,
+}
+
+/// The part for a request: the selection, else the function, class or impl around the cursor.
+pub fn part_at(request: &Request) -> Result<Part, ExplainError> {
+    Ok(Part { target: crate::explain::target(request)?, focus: None })
+}
+
+/// The parts of a whole file: its top-level definitions in runs of at most [`PART_LINES`]
+/// lines (blank lines between them left out), or plain runs of lines without a grammar.
+pub fn file_parts(request: &Request) -> Vec<Part> {
+    let snapshot = &request.snapshot;
+    let text = &snapshot.text;
+    let lines = text.len_lines();
+    // Top-level nodes as line spans; the whole file in runs of lines without a tree.
+    let spans: Vec<(usize, usize)> = match &snapshot.tree {
+        Some(tree) => {
+            let root = tree.root_node();
+            let mut walker = root.walk();
+            let spans: Vec<(usize, usize)> =
+                root.named_children(&mut walker).map(|n| (n.start_position().row, n.end_position().row)).collect();
+            spans
+        }
+        None => (0..lines).step_by(PART_LINES).map(|s| (s, (s + PART_LINES - 1).min(lines - 1))).collect(),
+    };
+    let mut parts = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((first, last)) if end + 1 - first <= PART_LINES => Some((first, last.max(end))),
+            Some(run) => {
+                parts.extend(lines_part(request, run));
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    parts.extend(current.and_then(|run| lines_part(request, run)));
+    parts
+}
+
+/// A part for lines `first..=last`, if they hold code.
+fn lines_part(request: &Request, (first, last): (usize, usize)) -> Option<Part> {
+    let text = &request.snapshot.text;
+    let last = last.min(text.len_lines().saturating_sub(1));
+    let start = text.line_to_byte(first);
+    let end = text.line_to_byte((last + 1).min(text.len_lines()));
+    if text.byte_slice(start..end).chars().all(char::is_whitespace) {
+        return None;
+    }
+    Some(Part { target: Target { start, end, kind: "code", lines: (first, last) }, focus: None })
+}
+
+/// The parts for changed lines (0-based, inclusive, in order): each with the definition around
+/// it, changes in the same definition together.
+pub fn diff_parts(request: &Request, changed: &[(usize, usize)]) -> Vec<Part> {
+    let snapshot = &request.snapshot;
+    let text = &snapshot.text;
+    let mut parts: Vec<Part> = Vec::new();
+    for &(first, last) in changed {
+        let last = last.min(text.len_lines().saturating_sub(1));
+        if first > last {
+            continue;
+        }
+        let at = text.line_to_byte(first) + indentation(text.line(first));
+        let around = explain::target(snapshot.language, text, snapshot.tree.as_ref(), at, at);
+        let mut target = match around {
+            Some(target) => target,
+            _ => match lines_part(request, (first, last)) {
+                Some(part) => part.target,
+                None => continue,
+            },
+        };
+        if target.lines.1 < last {
+            target.end = text.line_to_byte((last + 1).min(text.len_lines()));
+            target.lines.1 = last;
+        }
+        if target.lines.0 > first {
+            target.start = text.line_to_byte(first);
+            target.lines.0 = first;
+        }
+        match parts.last_mut() {
+            Some(previous) if previous.target == target => {
+                let focus = previous.focus.get_or_insert((first, last));
+                *focus = (focus.0.min(first), focus.1.max(last));
+            }
+            _ => parts.push(Part { target, focus: Some((first, last)) }),
+        }
+    }
+    parts
+}
+
+fn indentation(line: ropey::RopeSlice) -> usize {
+    line.chars().take_while(|c| *c == ' ' || *c == '\t').map(char::len_utf8).sum()
+}
+
+/// Counters of a review, for logs and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReviewStats {
+    pub parts: usize,
+    /// Findings the model wrote, and those kept (anchored, in focus, fixes that parse).
+    pub written: usize,
+    pub kept: usize,
+    pub generated_tokens: usize,
+    pub generation: Duration,
+}
+
+/// Reviews `parts` of the request's document, one background job each (completions go first),
+/// and returns the findings anchored to its lines.
+pub async fn review(
+    engine: &Engine,
+    settings: &Settings,
+    request: &Request,
+    parts: &[Part],
+    cancel: CancelToken,
+) -> Result<(Vec<Finding>, ReviewStats), ExplainError> {
+    let room = context_room(engine, settings)?;
+    let mut found = Vec::new();
+    let mut stats = ReviewStats { parts: parts.len(), ..ReviewStats::default() };
+    for part in parts {
+        let prompt = {
+            let part = part.clone();
+            build_prompt(engine, request, &part.target.clone(), room, move |code, context, budget, counter| {
+                review_prompt::review_prompt(&part.target, code, part.focus, context, budget, counter)
+            })
+            .await?
+        };
+        let mut job = Job::new(Priority::Background, prompt, ANSWER_TOKENS);
+        job.grammar = Some(GRAMMAR.to_owned());
+        job.document = Some(request.snapshot.uri.clone());
+        let output = engine.generate(job, cancel.clone()).await?;
+        if cancel.is_cancelled() {
+            return Err(ExplainError::Cancelled);
+        }
+        stats.generated_tokens += output.stats.generated_tokens;
+        stats.generation += Duration::from_millis(output.stats.generation_ms);
+        let written = findings::parse(&output.text);
+        tracing::debug!(
+            "review of lines {:?}: {} findings written: {:?}",
+            part.target.lines,
+            written.len(),
+            output.text
+        );
+        stats.written += written.len();
+        found.extend(written.iter().filter_map(|raw| keep(request, part, raw)));
+    }
+    let found = findings::dedup(found);
+    stats.kept = found.len();
+    Ok((found, stats))
+}
+
+/// A finding anchored within `part`, on its focus if it has one; a fix that would add syntax
+/// errors is dropped (the finding stays).
+fn keep(request: &Request, part: &Part, raw: &findings::Raw) -> Option<Finding> {
+    let snapshot = &request.snapshot;
+    let text = snapshot.text.to_string();
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let mut finding = findings::anchor(raw, &lines, part.target.lines)?;
+    if let Some((first, last)) = part.focus {
+        if finding.lines.1 < first || finding.lines.0 > last {
+            return None;
+        }
+    }
+    if let (Some(fix), Some(language), Some(tree)) = (&finding.fix, snapshot.language, snapshot.tree.as_ref()) {
+        let rope = &snapshot.text;
+        let start = rope.line_to_byte(finding.lines.0);
+        let end = rope.line_to_byte((finding.lines.1 + 1).min(rope.len_lines()));
+        let mut fix = fix.clone();
+        if end == rope.len_bytes() && !rope.byte_slice(..).to_string().ends_with('\n') {
+            fix.pop();
+        }
+        let before = Errors::of(language, rope, tree, start).before;
+        let after = Errors::left_by(language, rope, tree, start, end, &fix);
+        if after.is_none_or(|after| after > before) {
+            tracing::debug!("a fix that would not parse dropped: {fix:?}");
+            finding.fix = None;
+        }
+    }
+    Some(finding)
+}
