@@ -18,6 +18,13 @@ USAGE:
                                         Explain lines N to M (1-based), or with no --end-line the
                                         function, class or impl around line N; the markdown
                                         streams to stdout as it is written
+    mistral-lsp review [FILES...] [--diff REV] [--format F] [--fail-on L]
+                                        Review files (or, with --diff, only the lines changed
+                                        since git revision REV, in the files given or all changed
+                                        files) and print the findings as text, json, sarif,
+                                        github or rdjson. Exit 0: no finding at or above
+                                        --fail-on (error, warning or never; default error);
+                                        1: such findings; 2: usage or model errors
     mistral-lsp settings-schema         Print the settings as VS Code configuration properties (JSON)
 
 OPTIONS:
@@ -73,6 +80,8 @@ pub enum Command {
         line: u32,
         end_line: Option<u32>,
     },
+    /// Review files, or what changed since a git revision.
+    Review(crate::review::command::ReviewArgs),
 }
 
 /// Parses arguments (without the program name). Errors are for arguments that make no sense at all.
@@ -98,6 +107,24 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "explain" => {
                 let file = value("explain")?;
                 parsed.command = Command::Explain { file: PathBuf::from(file), line: 0, end_line: None };
+                continue;
+            }
+            "review" => {
+                parsed.command = Command::Review(Default::default());
+                continue;
+            }
+            "--diff" | "--format" | "--fail-on" => {
+                let raw = value(&flag)?;
+                let Command::Review(review) = &mut parsed.command else {
+                    return Err(format!("{flag} goes with the review command"));
+                };
+                review.set(&flag, &raw)?;
+                continue;
+            }
+            file if !file.starts_with('-') && matches!(parsed.command, Command::Review(_)) => {
+                if let Command::Review(review) = &mut parsed.command {
+                    review.files.push(PathBuf::from(file));
+                }
                 continue;
             }
             "--line" | "--column" | "--end-line" => {
@@ -291,6 +318,25 @@ mod tests {
         assert!(args(&["--model"]).is_err());
         assert_eq!(args(&["-V"]).unwrap().command, Command::Version);
         assert_eq!(args(&["probe-model", "/m.gguf"]).unwrap().command, Command::ProbeModel("/m.gguf".into()));
+    }
+
+    #[test]
+    fn review_takes_files_a_revision_a_format_and_a_threshold() {
+        use crate::review::command::{FailOn, ReviewArgs};
+        use crate::review::report::Format;
+        let parsed =
+            args(&["review", "a.py", "src/b.rs", "--diff", "HEAD~1", "--format=sarif", "--fail-on", "warning"]);
+        let expected = ReviewArgs {
+            files: vec!["a.py".into(), "src/b.rs".into()],
+            diff: Some("HEAD~1".into()),
+            format: Format::Sarif,
+            fail_on: FailOn::Warning,
+        };
+        assert_eq!(parsed.unwrap().command, Command::Review(expected));
+        assert!(args(&["review", "--format", "xml"]).is_err());
+        assert!(args(&["review", "--fail-on", "sometimes"]).is_err());
+        assert!(args(&["--diff", "HEAD"]).is_err(), "--diff without review");
+        assert!(args(&["a.py"]).is_err(), "files only for review");
     }
 
     #[test]

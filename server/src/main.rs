@@ -33,7 +33,11 @@ fn main() -> ExitCode {
         }
         Command::SettingsSchema => return print_schema(),
         Command::ProbeModel(path) => return probe_model(path),
-        Command::FetchModel(_) | Command::Complete { .. } | Command::Explain { .. } | Command::Serve => {}
+        Command::FetchModel(_)
+        | Command::Complete { .. }
+        | Command::Explain { .. }
+        | Command::Review(_)
+        | Command::Serve => {}
     }
     // Model files are read in a child process first: an abort in llama.cpp ends that child only.
     match std::env::current_exe() {
@@ -78,6 +82,23 @@ fn main() -> ExitCode {
             Err(message) => {
                 eprintln!("mistral-lsp: {message}");
                 ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Review(review) = &args.command {
+        let settings = mistral_lsp::config::Settings::resolve(&options);
+        return match runtime.block_on(mistral_lsp::review::command::run(&settings, review)) {
+            Ok(outcome) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                if out.write_all(outcome.report.as_bytes()).and_then(|()| out.flush()).is_err() {
+                    return ExitCode::from(2);
+                }
+                ExitCode::from(u8::from(outcome.failed))
+            }
+            Err(message) => {
+                eprintln!("mistral-lsp: {message}");
+                ExitCode::from(2)
             }
         };
     }

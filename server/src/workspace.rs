@@ -364,4 +364,18 @@ impl Workspace {
         };
         crate::explain::document(&engine, &self.settings(), request, cancel).await
     }
+
+    /// Reviews parts of a request's document (see [`crate::review::review`]).
+    pub async fn review(
+        &self,
+        request: &crate::explain::Request,
+        parts: &[crate::review::Part],
+        cancel: CancelToken,
+    ) -> Result<(Vec<crate::postprocess::findings::Finding>, crate::review::ReviewStats), crate::explain::ExplainError>
+    {
+        let Some(engine) = self.engine() else {
+            return Err(crate::explain::ExplainError::Loading);
+        };
+        crate::review::review(&engine, &self.settings(), request, parts, cancel).await
+    }
 }

@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+pub mod command;
+pub mod diff;
+pub mod report;
+
 use crate::config::Settings;
 use crate::engine::{CancelToken, Engine, Job, Priority};
 use crate::explain::{build_prompt, context_room, ExplainError, Request};
@@ -86,7 +90,8 @@ pub fn diff_parts(request: &Request, changed: &[(usize, usize)]) -> Vec<Part> {
     let text = &snapshot.text;
     let mut parts: Vec<Part> = Vec::new();
     for &(first, last) in changed {
-        let last = last.min(text.len_lines().saturating_sub(1));
+        let final_line = text.len_lines().saturating_sub(1);
+        let (first, last) = (first.min(final_line), last.min(final_line));
         if first > last {
             continue;
         }
