@@ -1,6 +1,8 @@
 //! `textDocument/codeAction`: "Explain this code" on the selection, or on the function, class or
 //! impl around the cursor, as a `mistral-lsp.explain` command (see `explain`); "Document this
-//! function" on an undocumented function, whose edit `codeAction/resolve` writes (see `document`).
+//! function" on an undocumented function, whose edit `codeAction/resolve` writes (see `document`);
+//! "Review this function" (or selection) as a `mistral-lsp.review` command, and the quick fixes of
+//! review findings on the range (see `review`).
 
 use serde_json::{json, Value};
 use tower_lsp_server::gen_lsp_types::{CodeActionParams, CodeActionResponse, Uri};
@@ -16,6 +18,9 @@ pub const EXPLAIN_KIND: &str = "";
 
 /// The kind of the document action: it rewrites the code around the cursor.
 pub const DOCUMENT_KIND: &str = "refactor.rewrite";
+
+/// The kind of a review finding's fix.
+pub const QUICKFIX_KIND: &str = "quickfix";
 
 pub async fn handle(server: &Server, params: CodeActionParams) -> Result<Option<Vec<CodeActionResponse>>> {
     let session = &server.session;
@@ -37,6 +42,19 @@ pub async fn handle(server: &Server, params: CodeActionParams) -> Result<Option<
             let explained = convert::range(&request.snapshot, target.start, target.end, session.encoding());
             let arguments = json!([{"uri": uri, "range": explained}]);
             actions.push(action(&support, "Explain this code", EXPLAIN_KIND, super::explain::COMMAND, arguments, None));
+        }
+    }
+    if wanted(EXPLAIN_KIND) {
+        if let Ok(part) = crate::review::part_at(&request) {
+            let reviewed = convert::range(&request.snapshot, part.target.start, part.target.end, session.encoding());
+            let title = if part.target.kind == "selection" { "Review this selection" } else { "Review this function" };
+            let arguments = json!([{"uri": uri, "range": reviewed}]);
+            actions.push(action(&support, title, EXPLAIN_KIND, super::review::COMMAND, arguments, None));
+        }
+    }
+    if wanted(QUICKFIX_KIND) && support.code_action_literals {
+        for fix in super::review::quick_fixes(session, uri, range) {
+            actions.push(fix);
         }
     }
     // Only where the edit can reach the editor: resolved into the action, or applied by the server.

@@ -7,6 +7,7 @@ pub fn apply(session: &Session, params: Option<&serde_json::Value>) {
         return tracing::warn!("didClose with malformed params: ignored");
     };
     session.tickets.forget(uri);
+    super::review::forget(session, uri);
     if let Err(err) = session.workspace.close(uri) {
         tracing::warn!("didClose ignored: {err}");
     }

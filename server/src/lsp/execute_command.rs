@@ -1,7 +1,8 @@
 //! `workspace/executeCommand`: `mistral-lsp.status` reports the engine's state and the settings;
 //! `mistral-lsp.document` (not advertised: for tests and benchmarks) returns the server's copy of
 //! a document, to compare with the editor's; `mistral-lsp.explain` streams an explanation (see
-//! `explain`); `mistral-lsp.documentFunction` writes and applies a doc comment (see `document`).
+//! `explain`); `mistral-lsp.documentFunction` writes and applies a doc comment (see `document`);
+//! `mistral-lsp.review` publishes review findings as diagnostics (see `review`).
 
 use serde_json::json;
 use tower_lsp_server::gen_lsp_types::{ExecuteCommandParams, LspAny};
@@ -20,6 +21,7 @@ pub async fn handle(server: &Server, params: ExecuteCommandParams) -> Result<Opt
         super::explain::COMMAND => {
             super::explain::handle(server, params.arguments.as_deref().unwrap_or_default()).await
         }
+        super::review::COMMAND => super::review::handle(server, params.arguments.as_deref().unwrap_or_default()).await,
         super::document::COMMAND => {
             super::document::execute(server, params.arguments.as_deref().unwrap_or_default()).await
         }

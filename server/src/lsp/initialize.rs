@@ -14,7 +14,8 @@ use super::session::ClientSupport;
 use crate::config::Options;
 
 /// Commands the server executes through `workspace/executeCommand`.
-pub const COMMANDS: &[&str] = &[super::execute_command::STATUS, super::explain::COMMAND, super::document::COMMAND];
+pub const COMMANDS: &[&str] =
+    &[super::execute_command::STATUS, super::explain::COMMAND, super::document::COMMAND, super::review::COMMAND];
 
 pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeResult> {
     let session = &server.session;
@@ -69,7 +70,7 @@ pub fn handle(server: &Server, params: InitializeParams) -> Result<InitializeRes
         // "Explain this code" is a command behind a code action of no particular kind; "Document
         // this function" a rewrite whose edit is written when it is resolved.
         "codeActionProvider": {
-            "codeActionKinds": [super::code_action::EXPLAIN_KIND, super::code_action::DOCUMENT_KIND],
+            "codeActionKinds": [super::code_action::EXPLAIN_KIND, super::code_action::DOCUMENT_KIND, super::code_action::QUICKFIX_KIND],
             "resolveProvider": true,
         },
     });

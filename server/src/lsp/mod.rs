@@ -28,6 +28,7 @@ mod inline_completion;
 mod ordered;
 mod prewarm;
 mod progress;
+mod review;
 mod server;
 mod session;
 mod shutdown;

@@ -66,6 +66,8 @@ pub struct Session {
     pub longest_stall_cpu_us: AtomicU64,
     /// Set when the client's input ended: nothing more will be asked, so nothing runs on.
     pub input_closed: AtomicBool,
+    /// Review findings per document URI, kept in step with its edits (see `review`).
+    pub findings: Mutex<std::collections::HashMap<String, Vec<crate::postprocess::findings::Finding>>>,
 }
 
 impl Session {
@@ -89,6 +91,7 @@ impl Session {
             engine_wanted: AtomicBool::new(false),
             longest_stall_us: AtomicU64::new(0),
             longest_stall_cpu_us: AtomicU64::new(0),
+            findings: Mutex::new(Default::default()),
         })
     }
 

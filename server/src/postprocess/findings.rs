@@ -250,6 +250,25 @@ pub fn dedup(mut findings: Vec<Finding>) -> Vec<Finding> {
     findings
 }
 
+/// Moves findings with an edit that replaces `start..end` (0-based line and column; the
+/// column counts only where it is 0) by `inserted`: findings below shift by the lines added or
+/// removed, findings on edited lines are dropped (what they said may no longer hold).
+pub fn follow_edit(findings: &mut Vec<Finding>, start: (usize, usize), end: (usize, usize), inserted: &str) {
+    let added = inserted.matches('\n').count() as isize - (end.0 - start.0) as isize;
+    // Text inserted at the start of a line that ends with a line break leaves that line as it was.
+    let whole_lines_before = end.1 == 0 && (inserted.is_empty() || inserted.ends_with('\n'));
+    findings.retain_mut(|finding| {
+        let (first, last) = finding.lines;
+        if end.0 < first || (end.0 == first && whole_lines_before) {
+            let shift = |line: usize| line.checked_add_signed(added).unwrap_or(0);
+            finding.lines = (shift(first), shift(last));
+            true
+        } else {
+            start.0 > last
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +348,34 @@ mod tests {
         for (fix, expected) in table {
             let found = anchor(&raw(4, 4, "total -= x", fix), &lines, scope).unwrap();
             assert_eq!(found.fix.as_deref(), expected, "{fix:?}");
+        }
+    }
+
+    #[test]
+    fn findings_move_with_edits_above_and_go_with_edits_on_their_lines() {
+        let at = |first, last| Finding {
+            lines: (first, last),
+            category: Category::Bug,
+            severity: Severity::Error,
+            message: "m".into(),
+            fix: None,
+        };
+        // (edit start, edit end, inserted) → where a finding on lines 5-6 ends up
+        let table = [
+            ((0, 0), (0, 0), "import os\n", Some((6, 7))),
+            ((2, 0), (4, 0), "", Some((3, 4))),
+            ((5, 0), (5, 0), "# note\n", Some((6, 7))),
+            ((4, 3), (4, 9), "x", Some((5, 6))),
+            ((8, 0), (9, 0), "", Some((5, 6))),
+            ((5, 4), (5, 5), "+", None),
+            ((6, 0), (6, 0), "y = 1\n", None),
+            ((3, 0), (7, 0), "", None),
+            ((4, 2), (5, 1), "", None),
+        ];
+        for (start, end, inserted, expected) in table {
+            let mut findings = vec![at(5, 6)];
+            follow_edit(&mut findings, start, end, inserted);
+            assert_eq!(findings.first().map(|f| f.lines), expected, "{start:?}-{end:?} {inserted:?}");
         }
     }
 

@@ -85,11 +85,11 @@ pub async fn run(settings: &Settings, args: &ReviewArgs) -> Result<Outcome, Stri
         let text = match std::fs::read_to_string(&path) {
             Ok(text) if text.len() <= MAX_FILE_BYTES => text,
             Ok(_) => {
-                eprintln!("mistral-lsp: {} is larger than 1 MiB; left out", path.display());
+                tracing::warn!("{} is larger than 1 MiB; left out", path.display());
                 continue;
             }
             Err(err) if args.diff.is_some() => {
-                eprintln!("mistral-lsp: {} left out: {err}", path.display());
+                tracing::warn!("{} left out: {err}", path.display());
                 continue;
             }
             Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
@@ -114,7 +114,7 @@ pub async fn run(settings: &Settings, args: &ReviewArgs) -> Result<Outcome, Stri
             None => file_parts(&request),
         };
         let shown = shown_path(&path);
-        eprintln!("mistral-lsp: reviewing {shown} ({} parts)", parts.len());
+        tracing::info!("reviewing {shown} ({} parts)", parts.len());
         let (findings, stats) =
             workspace.review(&request, &parts, CancelToken::new()).await.map_err(|err| err.to_string())?;
         tracing::info!("{shown}: {stats:?}");
@@ -127,7 +127,10 @@ pub async fn run(settings: &Settings, args: &ReviewArgs) -> Result<Outcome, Stri
 }
 
 /// The files to review and, for a diff, their changed lines.
-fn targets(args: &ReviewArgs) -> Result<Vec<(PathBuf, Option<Vec<(usize, usize)>>)>, String> {
+/// A file's changed lines (0-based, inclusive) when a diff is reviewed.
+type Changed = Option<Vec<(usize, usize)>>;
+
+fn targets(args: &ReviewArgs) -> Result<Vec<(PathBuf, Changed)>, String> {
     let Some(revision) = &args.diff else {
         if args.files.is_empty() {
             return Err("review needs files, or --diff REV for what changed since a git revision".into());
