@@ -19,4 +19,5 @@ mod pipeline;
 mod prewarm;
 mod progress;
 mod remote;
+mod review;
 mod sync;

@@ -14,7 +14,10 @@
 //!   honours `Job::required_prefix` by starting its answer with it. An alternative that must
 //!   avoid the string's first word (`Job::avoid`) is the hash as a hex number instead.
 //!   Prompts are counted at four bytes a token (`TokenCounter::Rule`), through the same engine
-//!   API as a real model's tokenizer.
+//!   API as a real model's tokenizer. A job with a grammar (a review) gets instead one finding
+//!   on the first numbered line of the prompt (`  12| code`) that holds the word `bug`: that
+//!   line quoted, category `bug`, and as its fix the line with `bug` replaced by `fixed`; no
+//!   such line, no findings.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! Each job first "evaluates its prompt" for `prompt_ms`, in 10 ms steps; then the answer is
@@ -153,26 +156,9 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-impl Backend for TestBackend {
-    type Running = Running;
-
-    fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
-        let (cursor, whole) = match &job.prompt {
-            Prompt::Infill { prefix, suffix } => (prefix.len(), format!("{prefix}{suffix}")),
-            Prompt::Segments(segments) => window_of(segments, &job.required_prefix),
-            Prompt::Chat { messages, answer_prefix } => {
-                (0, messages.iter().map(|m| m.content.as_str()).chain([answer_prefix.as_str()]).collect::<String>())
-            }
-        };
-        let hash = fnv1a(whole.as_bytes());
-        // Alternatives (`Job::avoid`): a string literal first, then a number, then nothing.
-        let answer = [format!("\"{cursor}:{hash:016x}\""), format!("0x{hash:x}")]
-            .into_iter()
-            .find(|answer| {
-                let word = crate::postprocess::first_word(answer);
-                !word.is_some_and(|word| super::constrain::avoided(word.as_bytes(), &job.avoid))
-            })
-            .map_or_else(String::new, |answer| format!("{}{answer}", job.required_prefix));
+impl TestBackend {
+    /// A job that answers `answer`, after evaluating its prompt against the cache.
+    fn running(&mut self, job: &Job, answer: String, cancel: CancelToken) -> Running {
         let size = answer.len().div_ceil(self.tokens).max(1);
         let pieces = answer.as_bytes().chunks(size).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let rendered = rendered(&job.prompt);
@@ -193,17 +179,34 @@ impl Backend for TestBackend {
         self.cached.truncate(reused);
         let only_prompt = job.max_tokens == 0;
         let on_text = job.on_text.clone();
-        Ok(Running {
-            rendered,
-            only_prompt,
-            pieces,
-            prompt_steps,
-            next: 0,
-            text: String::new(),
-            cancel,
-            stats,
-            on_text,
-        })
+        Running { rendered, only_prompt, pieces, prompt_steps, next: 0, text: String::new(), cancel, stats, on_text }
+    }
+}
+
+impl Backend for TestBackend {
+    type Running = Running;
+
+    fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
+        let (cursor, whole) = match &job.prompt {
+            Prompt::Infill { prefix, suffix } => (prefix.len(), format!("{prefix}{suffix}")),
+            Prompt::Segments(segments) => window_of(segments, &job.required_prefix),
+            Prompt::Chat { messages, answer_prefix } => {
+                (0, messages.iter().map(|m| m.content.as_str()).chain([answer_prefix.as_str()]).collect::<String>())
+            }
+        };
+        let hash = fnv1a(whole.as_bytes());
+        if job.grammar.is_some() {
+            return Ok(self.running(&job, review_answer(&whole), cancel));
+        }
+        // Alternatives (`Job::avoid`): a string literal first, then a number, then nothing.
+        let answer = [format!("\"{cursor}:{hash:016x}\""), format!("0x{hash:x}")]
+            .into_iter()
+            .find(|answer| {
+                let word = crate::postprocess::first_word(answer);
+                !word.is_some_and(|word| super::constrain::avoided(word.as_bytes(), &job.avoid))
+            })
+            .map_or_else(String::new, |answer| format!("{}{answer}", job.required_prefix));
+        Ok(self.running(&job, answer, cancel))
     }
 
     fn step(&mut self, running: &mut Running) -> Step {
@@ -241,4 +244,26 @@ impl Backend for TestBackend {
         running.stats.generation_ms += self.token_ms;
         Step::Continue
     }
+}
+
+/// The test backend's review: one finding on the first numbered line that holds `bug`.
+fn review_answer(prompt: &str) -> String {
+    let numbered = prompt.lines().find_map(|line| {
+        let (number, code) = line.split_once("| ")?;
+        let number: usize = number.trim().parse().ok()?;
+        code.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "bug").then_some((number, code))
+    });
+    let findings = match numbered {
+        Some((line, code)) => serde_json::json!([{
+            "line": line,
+            "end_line": line,
+            "code": code,
+            "category": "bug",
+            "severity": "error",
+            "message": "This line has a bug.",
+            "fix": code.replace("bug", "fixed"),
+        }]),
+        None => serde_json::json!([]),
+    };
+    serde_json::json!({ "findings": findings }).to_string()
 }

@@ -5,19 +5,21 @@ use super::explain::{chat_prompt, Context, Target};
 use super::{Counter, Prompt};
 
 /// Findings an answer may hold: a few that matter, not a list of nits.
-pub const MAX_FINDINGS: usize = 5;
+pub const MAX_FINDINGS: usize = 3;
 
 /// The answer's grammar: `{"findings": [...]}` with at most [`MAX_FINDINGS`] findings whose
 /// fields come in a fixed order (the quoted code before the message, so that the model points at
-/// lines before it argues about them). Whitespace runs are bounded: a model that loops on blanks
-/// still reaches the end.
+/// lines before it argues about them). Every string and whitespace run is bounded, so that an
+/// answer nearly always ends within [`crate::review::ANSWER_TOKENS`] even when a model loops: a
+/// message of at most 200 characters, quoted code and fixes of at most 300.
 pub const GRAMMAR: &str = r#"root ::= "{" ws "\"findings\":" ws "[" ws findings? ws "]" ws "}"
-findings ::= finding (ws "," ws finding){0,4}
-finding ::= "{" ws "\"line\":" ws num ws "," ws "\"end_line\":" ws num ws "," ws "\"code\":" ws str ws "," ws "\"category\":" ws category ws "," ws "\"severity\":" ws severity ws "," ws "\"message\":" ws str ws "," ws "\"fix\":" ws str ws "}"
+findings ::= finding (ws "," ws finding){0,2}
+finding ::= "{" ws "\"line\":" ws num ws "," ws "\"end_line\":" ws num ws "," ws "\"code\":" ws code ws "," ws "\"category\":" ws category ws "," ws "\"severity\":" ws severity ws "," ws "\"message\":" ws message ws "," ws "\"fix\":" ws code ws "}"
 category ::= "\"bug\"" | "\"security\"" | "\"performance\"" | "\"maintainability\""
 severity ::= "\"error\"" | "\"warning\"" | "\"info\""
 num ::= [1-9] [0-9]{0,6}
-str ::= "\"" chr* "\""
+code ::= "\"" chr{0,300} "\""
+message ::= "\"" chr{0,200} "\""
 chr ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 ws ::= [ \t\n]{0,24}
 "#;

@@ -10,7 +10,7 @@ pub mod diff;
 pub mod report;
 
 use crate::config::Settings;
-use crate::engine::{CancelToken, Engine, Job, Priority};
+use crate::engine::{CancelToken, Engine, Job, Priority, StopReason};
 use crate::explain::{build_prompt, context_room, ExplainError, Request};
 use crate::postprocess::findings::{self, Finding};
 use crate::postprocess::syntax::Errors;
@@ -19,8 +19,10 @@ use crate::prompt::review::{self as review_prompt, GRAMMAR};
 
 pub use crate::postprocess::findings::{Category, Severity};
 
-/// Tokens an answer may take: a few findings with their quotes and fixes.
-pub const ANSWER_TOKENS: u32 = 768;
+/// Tokens an answer may take: enough for the grammar's longest answer (three findings with
+/// their longest quotes, messages and fixes) at about three characters a token, so that an answer ends
+/// by the grammar and parses. Answers that matter are a few hundred tokens.
+pub const ANSWER_TOKENS: u32 = 1280;
 
 /// Lines a part of a whole-file review holds at most (a longer definition is one part).
 const PART_LINES: usize = 120;
@@ -134,6 +136,12 @@ pub struct ReviewStats {
     /// Findings the model wrote, and those kept (anchored, in focus, fixes that parse).
     pub written: usize,
     pub kept: usize,
+    /// Answers that ended but were not one whole JSON value (a grammar-bound answer always is;
+    /// a remote server may ignore the grammar).
+    pub unparsed: usize,
+    /// Answers cut short by the token or time budget (a model that loops inside a string): their
+    /// complete findings are kept.
+    pub truncated: usize,
     pub generated_tokens: usize,
     pub generation: Duration,
 }
@@ -167,6 +175,12 @@ pub async fn review(
         }
         stats.generated_tokens += output.stats.generated_tokens;
         stats.generation += Duration::from_millis(output.stats.generation_ms);
+        if serde_json::from_str::<serde_json::Value>(output.text.trim()).is_err() {
+            match output.stop {
+                StopReason::MaxTokens | StopReason::TimeBudget => stats.truncated += 1,
+                _ => stats.unparsed += 1,
+            }
+        }
         let written = findings::parse(&output.text);
         tracing::debug!(
             "review of lines {:?}: {} findings written: {:?}",
