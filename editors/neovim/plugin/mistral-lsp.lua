@@ -15,3 +15,11 @@ vim.api.nvim_create_user_command("MistralLspExplain", function(args)
     require("mistral-lsp.explain").explain()
   end
 end, { range = true, desc = "Explain the selected lines, or the function around the cursor" })
+
+vim.api.nvim_create_user_command("MistralLspReview", function(args)
+  if args.range > 0 then
+    require("mistral-lsp.review").review(args.line1, args.line2)
+  else
+    require("mistral-lsp.review").review()
+  end
+end, { range = true, desc = "Review the selected lines, or the whole buffer; findings become diagnostics" })

@@ -16,6 +16,9 @@ import {
 import { CURSOR_NOTIFICATION, CursorReporter } from "./cursor";
 import { ExplanationPanel } from "./explainPanel";
 import { EXPLAIN_COMMAND, EXPLANATION_NOTIFICATION, parseExplanation } from "./explanation";
+
+/** The server's review command: findings come back as diagnostics. */
+const REVIEW_COMMAND = "mistral-lsp.review";
 import { RestartBudget } from "./restarts";
 import { parseLogLine } from "./serverLog";
 import { resolveServer } from "./serverPath";
@@ -77,6 +80,7 @@ class MistralLsp {
       vscode.commands.registerCommand("mistralLsp.toggleCompletions", () => this.toggleCompletions()),
       vscode.commands.registerCommand("mistralLsp.showMenu", () => this.showMenu()),
       vscode.commands.registerCommand("mistralLsp.explain", () => this.explainSelection()),
+      vscode.commands.registerCommand("mistralLsp.review", () => this.review()),
       this.explanation,
       vscode.workspace.onDidChangeConfiguration((event) => this.onSettingsChanged(event)),
       vscode.window.onDidChangeTextEditorSelection((event) => this.cursorMoved(event.textEditor)),
@@ -212,6 +216,42 @@ class MistralLsp {
     }
     const converter = client.code2ProtocolConverter;
     await this.explain({ uri: converter.asUri(editor.document.uri), range: converter.asRange(editor.selection) });
+  }
+
+  /**
+   * "mistral-lsp: Review": the selection, or the whole file, of the active editor. The findings
+   * arrive as diagnostics (with quick fixes) through the language client; this only reports progress.
+   */
+  private async review(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const client = this.client;
+    if (!editor || !client || !this.running) {
+      void vscode.window.showWarningMessage("mistral-lsp: open a file that the server handles first.");
+      return;
+    }
+    const converter = client.code2ProtocolConverter;
+    const argument: { uri: string; range?: unknown } = { uri: converter.asUri(editor.document.uri) };
+    if (!editor.selection.isEmpty) {
+      argument.range = converter.asRange(editor.selection);
+    }
+    await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: "mistral-lsp: reviewing", cancellable: true },
+      async (_progress, token) => {
+        try {
+          const result = (await client.sendRequest(
+            ExecuteCommandRequest.type,
+            { command: REVIEW_COMMAND, arguments: [argument] },
+            token,
+          )) as { findings: number };
+          const found = result.findings === 1 ? "1 finding" : `${result.findings} findings`;
+          void vscode.window.showInformationMessage(`mistral-lsp review: ${found} (in the Problems panel).`);
+        } catch (error) {
+          if (!token.isCancellationRequested) {
+            void vscode.window.showErrorMessage(`mistral-lsp review: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        }
+      },
+    );
   }
 
   /** Runs `mistral-lsp.explain` for `{uri, range}` and shows it in the panel; errors end up there too. */
