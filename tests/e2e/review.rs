@@ -127,6 +127,53 @@ fn a_whole_document_is_reviewed_and_a_review_can_be_cancelled() {
     server.shutdown();
 }
 
+#[test]
+fn completions_are_answered_while_a_review_runs() {
+    let uri = "file:///r/a.py";
+    let mut server = Server::start("test:checksum?tokens=20&token_ms=300", quick_fix_client(), Value::Null);
+    server.wait_ready();
+    server.open(uri, "python", PY);
+    let id = review(&mut server, json!({"uri": uri}));
+    server.wait_log("engine job started (Background)");
+    // The review's background job writes for 6 s; the completion goes first.
+    let inline = server.send_inline(uri, 7, 12);
+    assert!(server.inline_items(inline).is_ok());
+    assert!(server.responses_for(id).is_empty(), "the review is still running");
+    server.cancel(id);
+    assert_eq!(server.response(id).unwrap_err()["code"], -32800);
+    server.shutdown();
+}
+
+#[test]
+fn saving_reviews_the_document_once_saves_pause() {
+    let uri = "file:///r/a.py";
+    let mut server =
+        Server::builder().arg("--model").arg("test:checksum").arg("--set").arg("review.onSave=true").spawn();
+    server.initialize(quick_fix_client(), Value::Null);
+    server.wait_ready();
+    server.open(uri, "python", PY);
+    // Two saves in a row: the first review is cancelled before it starts; one runs.
+    server.notify("textDocument/didSave", json!({"textDocument": {"uri": uri}}));
+    server.notify("textDocument/didSave", json!({"textDocument": {"uri": uri}}));
+    let (published, _) = diagnostics(&mut server, uri);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["range"]["start"]["line"], 6);
+    server.wait_log("review on save of file:///r/a.py: 1 findings");
+    assert_eq!(server.log().matches("review of file:///r/a.py").count(), 1, "one review for two saves");
+    server.shutdown();
+
+    // Off by default: a save, then a review command whose diagnostics are the first published.
+    let mut server = Server::start("test:checksum", quick_fix_client(), Value::Null);
+    server.wait_ready();
+    server.open(uri, "python", PY);
+    server.notify("textDocument/didSave", json!({"textDocument": {"uri": uri}}));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let id = review(&mut server, json!({"uri": uri}));
+    assert_eq!(server.response(id).unwrap()["findings"], 1);
+    assert_eq!(server.log().matches("review of file:///r/a.py").count(), 1, "only the command's review");
+    server.shutdown();
+}
+
 /// `mistral-lsp review …` in `dir`: (exit code, stdout, stderr).
 fn review_command(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_mistral-lsp"))

@@ -186,6 +186,13 @@ pub const SETTINGS: &[SettingDef] = &[
         env: None,
     },
     SettingDef {
+        key: "review.onSave",
+        kind: Kind::Bool,
+        default: "false",
+        description: "Review a document when it is saved (after a second without another save; a newer save stops the older review) and show the findings as diagnostics.",
+        env: None,
+    },
+    SettingDef {
         key: "log.level",
         kind: Kind::Enum(&["error", "warn", "info", "debug", "trace"]),
         default: "\"info\"",
@@ -209,6 +216,7 @@ pub struct Settings {
     pub precompute: bool,
     pub adaptive_budgets: bool,
     pub prewarm: bool,
+    pub review_on_save: bool,
     pub time_limit_scale: f64,
     pub disabled_languages: Vec<String>,
     pub prefix_tokens: u32,
@@ -266,6 +274,7 @@ impl Settings {
             precompute: value("completion.precompute").as_bool().unwrap_or(false),
             adaptive_budgets: value("completion.adaptiveBudgets").as_bool().unwrap_or(true),
             prewarm: value("completion.prewarm").as_bool().unwrap_or(true),
+            review_on_save: value("review.onSave").as_bool().unwrap_or(false),
             time_limit_scale: value("completion.timeLimitScale").as_f64().unwrap_or(1.0),
             disabled_languages: value("completion.disabledLanguages")
                 .as_array()

@@ -293,6 +293,11 @@ impl CancelToken {
         self.flag.load(Ordering::Acquire)
             || self.generation.as_ref().is_some_and(|(latest, mine)| latest.load(Ordering::Acquire) != *mine)
     }
+
+    /// Whether `other` is a clone of this token (cancelling one cancels the other).
+    pub fn same_as(&self, other: &CancelToken) -> bool {
+        Arc::ptr_eq(&self.flag, &other.flag)
+    }
 }
 
 /// How many engine workers this process has started, and how many held a model at once at

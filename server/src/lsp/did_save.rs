@@ -1,5 +1,6 @@
 //! `textDocument/didSave`: the text is already current through `didChange`; a save is a pause,
-//! so pre-warming reads the next completion's prompt.
+//! so pre-warming reads the next completion's prompt, and with `review.onSave` the document is
+//! reviewed.
 
 use tower_lsp_server::gen_lsp_types::DidSaveTextDocumentParams;
 
@@ -11,6 +12,7 @@ pub fn handle(server: &Server, params: DidSaveTextDocumentParams) {
         Some(snapshot) => {
             tracing::debug!("saved {uri} at version {}", snapshot.version);
             super::prewarm::schedule(&server.session);
+            super::review::on_save(&server.session, uri.as_ref());
         }
         None => tracing::warn!("didSave for a document that is not open: {uri}"),
     }

@@ -4,6 +4,8 @@
 //! follow edits (see `follow_changes`) and carry quick fixes (see `quick_fixes`).
 //! `$/cancelRequest` stops the job.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_lsp_server::gen_lsp_types::{Diagnostic, LspAny, Range, Uri};
@@ -54,14 +56,62 @@ pub async fn handle(server: &Server, arguments: &[LspAny]) -> Result<Option<LspA
     let cancel = CancelToken::new();
     let _guard = CancelOnDrop(cancel.clone());
     let progress = begin_progress(server, "review", "mistral-lsp: reviewing").await;
-    let result = session.workspace.review(&request, &parts, cancel).await;
+    let result = run(session, &request, &parts, cancel).await;
     if let Some(progress) = progress {
         progress.finish_with_message(if result.is_ok() { "done" } else { "stopped" }).await;
     }
-    let (found, stats) = result.map_err(|err| failed(&err))?;
-    tracing::info!("review of {}: {stats:?}", uri.as_ref());
+    let count = result?;
+    Ok(Some(json!({ "uri": uri, "findings": count })))
+}
+
+/// How long after a save its review starts, if no other save came meanwhile.
+const SAVE_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `review.onSave`: reviews the saved document once saves pause; a newer save of it cancels the
+/// older review, waiting or running.
+pub fn on_save(session: &Arc<Session>, uri: &str) {
+    if !session.settings().review_on_save {
+        return;
+    }
+    let cancel = CancelToken::new();
+    if let Some(older) = session.save_reviews.lock().insert(uri.to_owned(), cancel.clone()) {
+        older.cancel();
+    }
+    let (session, uri) = (session.clone(), uri.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(SAVE_QUIET).await;
+        if cancel.is_cancelled() {
+            return;
+        }
+        let zero = LineCol { line: 0, column: 0 };
+        let result = match session.workspace.explain_request(&uri, zero, zero, session.encoding()).await {
+            Ok(request) => run(&session, &request, &file_parts(&request), cancel.clone()).await,
+            Err(err) => Err(Error::invalid_params(err.to_string())),
+        };
+        match result {
+            Ok(count) => tracing::info!("review on save of {uri}: {count} findings"),
+            Err(err) => tracing::info!("review on save of {uri} stopped: {}", err.message),
+        }
+        let mut waiting = session.save_reviews.lock();
+        if waiting.get(&uri).is_some_and(|current| current.same_as(&cancel)) {
+            waiting.remove(&uri);
+        }
+    });
+}
+
+/// Reviews `parts` of the request's document and publishes the findings (replacing the earlier
+/// findings on the reviewed lines); the number of findings.
+async fn run(
+    session: &Session,
+    request: &crate::explain::Request,
+    parts: &[crate::review::Part],
+    cancel: CancelToken,
+) -> Result<usize> {
+    let uri = request.snapshot.uri.as_str();
+    let (found, stats) = session.workspace.review(request, parts, cancel).await.map_err(|err| failed(&err))?;
+    tracing::info!("review of {uri}: {stats:?}");
     let snapshot = &request.snapshot;
-    if session.workspace.documents.snapshot(uri.as_ref()).is_none_or(|now| now.version != snapshot.version) {
+    if session.workspace.documents.snapshot(uri).is_none_or(|now| now.version != snapshot.version) {
         // Anchored in a text that is gone: LSP's ContentModified.
         return Err(Error {
             code: ErrorCode::ServerError(-32801),
@@ -73,13 +123,13 @@ pub async fn handle(server: &Server, arguments: &[LspAny]) -> Result<Option<LspA
     let count = found.len();
     {
         let mut all = session.findings.lock();
-        let kept = all.entry(uri.as_ref().to_owned()).or_default();
+        let kept = all.entry(uri.to_owned()).or_default();
         // The reviewed lines' earlier findings make way for the new ones.
         kept.retain(|f| !reviewed.iter().any(|&(first, last)| f.lines.0 <= last && f.lines.1 >= first));
         kept.extend(found);
     }
-    publish(session, uri.as_ref()).await;
-    Ok(Some(json!({ "uri": uri, "findings": count })))
+    publish(session, uri).await;
+    Ok(count)
 }
 
 /// Publishes the document's findings as diagnostics.

@@ -68,6 +68,8 @@ pub struct Session {
     pub input_closed: AtomicBool,
     /// Review findings per document URI, kept in step with its edits (see `review`).
     pub findings: Mutex<std::collections::HashMap<String, Vec<crate::postprocess::findings::Finding>>>,
+    /// The review each saved document waits for or runs (`review.onSave`); a newer save cancels it.
+    pub save_reviews: Mutex<std::collections::HashMap<String, crate::engine::CancelToken>>,
 }
 
 impl Session {
@@ -92,6 +94,7 @@ impl Session {
             longest_stall_us: AtomicU64::new(0),
             longest_stall_cpu_us: AtomicU64::new(0),
             findings: Mutex::new(Default::default()),
+            save_reviews: Mutex::new(Default::default()),
         })
     }
 
