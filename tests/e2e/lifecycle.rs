@@ -20,11 +20,11 @@ fn initialize_advertises_every_capability_at_once() {
     // Exactly the kinds served: explain (no particular kind) and document (a rewrite).
     assert_eq!(
         caps["codeActionProvider"],
-        json!({"codeActionKinds": ["", "refactor.rewrite"], "resolveProvider": true})
+        json!({"codeActionKinds": ["", "refactor.rewrite", "quickfix"], "resolveProvider": true})
     );
     assert_eq!(
         caps["executeCommandProvider"]["commands"],
-        json!(["mistral-lsp.status", "mistral-lsp.explain", "mistral-lsp.documentFunction"])
+        json!(["mistral-lsp.status", "mistral-lsp.explain", "mistral-lsp.documentFunction", "mistral-lsp.review"])
     );
     assert_eq!(result["serverInfo"]["name"], "mistral-lsp");
     server.shutdown();

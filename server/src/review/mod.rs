@@ -167,7 +167,7 @@ pub async fn review(
             .await?
         };
         let mut job = Job::new(Priority::Background, prompt, ANSWER_TOKENS);
-        job.grammar = Some(GRAMMAR.to_owned());
+        job.grammar = grammar();
         job.document = Some(request.snapshot.uri.clone());
         let output = engine.generate(job, cancel.clone()).await?;
         if cancel.is_cancelled() {
@@ -194,6 +194,13 @@ pub async fn review(
     let found = findings::dedup(found);
     stats.kept = found.len();
     Ok((found, stats))
+}
+
+/// The findings grammar, unless `MISTRAL_LSP_REVIEW_GRAMMAR=0` (a switch for measuring what the
+/// grammar costs: `bench/review_quality.py --grammar-speed`).
+fn grammar() -> Option<String> {
+    let off = std::env::var("MISTRAL_LSP_REVIEW_GRAMMAR").is_ok_and(|v| v == "0");
+    (!off).then(|| GRAMMAR.to_owned())
 }
 
 /// A finding anchored within `part`, on its focus if it has one; a fix that would add syntax
