@@ -120,8 +120,8 @@ fn commands_and_the_code_actions_a_plain_client_gets() {
     let mut server = Server::start("test:checksum", json!({}), Value::Null);
     server.wait_ready();
     server.open("file:///c/a.py", "python", "x = 1\n");
-    // A client without code action literals gets bare commands; with neither resolve nor
-    // applyEdit support, only the explain one (a doc comment could not reach it).
+    // A client without code action literals gets bare commands: explain and review; with neither
+    // resolve nor applyEdit support, no doc comment (it could not reach the editor).
     let range = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}});
     let actions = server
         .request(
@@ -129,8 +129,11 @@ fn commands_and_the_code_actions_a_plain_client_gets() {
             json!({"textDocument": {"uri": "file:///c/a.py"}, "range": range, "context": {"diagnostics": []}}),
         )
         .unwrap();
-    assert_eq!(actions.as_array().map(Vec::len), Some(1), "{actions}");
-    assert_eq!(actions[0]["command"], "mistral-lsp.explain");
+    assert_eq!(actions.as_array().map(Vec::len), Some(2), "{actions}");
+    assert_eq!(
+        (&actions[0]["command"], &actions[1]["command"]),
+        (&json!("mistral-lsp.explain"), &json!("mistral-lsp.review"))
+    );
     let status = server.request("workspace/executeCommand", json!({"command": "mistral-lsp.status"})).unwrap();
     assert_eq!(status["state"], "ready");
     assert_eq!(status["documents"], 1);
