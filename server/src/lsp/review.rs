@@ -172,8 +172,8 @@ fn finding_range(session: &Session, snapshot: &Snapshot, finding: &Finding) -> R
     let text = &snapshot.text;
     let last_line = text.len_lines().saturating_sub(1);
     let (first, last) = (finding.lines.0.min(last_line), finding.lines.1.min(last_line));
-    let start =
-        text.line_to_byte(first) + text.line(first).chars().take_while(|c| c.is_whitespace() && *c != '\n').count();
+    let indent: usize = text.line(first).chars().take_while(|c| *c == ' ' || *c == '\t').map(char::len_utf8).sum();
+    let start = text.line_to_byte(first) + indent;
     let line_end = text.line_to_byte(last) + text.line(last).len_bytes();
     let line_text = text.line(last).to_string();
     let end = line_end - (line_text.len() - line_text.trim_end_matches(['\n', '\r']).len());

@@ -158,6 +158,8 @@ pub async fn review(
     let room = context_room(engine, settings)?;
     let mut found = Vec::new();
     let mut stats = ReviewStats { parts: parts.len(), ..ReviewStats::default() };
+    let text = request.snapshot.text.to_string();
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     for part in parts {
         let prompt = {
             let part = part.clone();
@@ -189,7 +191,7 @@ pub async fn review(
             output.text
         );
         stats.written += written.len();
-        found.extend(written.iter().filter_map(|raw| keep(request, part, raw)));
+        found.extend(written.iter().filter_map(|raw| keep(request, &text, &lines, part, raw)));
     }
     let found = findings::dedup(found);
     stats.kept = found.len();
@@ -205,11 +207,9 @@ fn grammar() -> Option<String> {
 
 /// A finding anchored within `part`, on its focus if it has one; a fix that would add syntax
 /// errors is dropped (the finding stays).
-fn keep(request: &Request, part: &Part, raw: &findings::Raw) -> Option<Finding> {
+fn keep(request: &Request, text: &str, lines: &[&str], part: &Part, raw: &findings::Raw) -> Option<Finding> {
     let snapshot = &request.snapshot;
-    let text = snapshot.text.to_string();
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    let mut finding = findings::anchor(raw, &lines, part.target.lines)?;
+    let mut finding = findings::anchor(raw, lines, part.target.lines)?;
     if let Some((first, last)) = part.focus {
         if finding.lines.1 < first || finding.lines.0 > last {
             return None;
@@ -220,7 +220,7 @@ fn keep(request: &Request, part: &Part, raw: &findings::Raw) -> Option<Finding> 
         let start = rope.line_to_byte(finding.lines.0);
         let end = rope.line_to_byte((finding.lines.1 + 1).min(rope.len_lines()));
         let mut fix = fix.clone();
-        if end == rope.len_bytes() && !rope.byte_slice(..).to_string().ends_with('\n') {
+        if end == rope.len_bytes() && !text.ends_with('\n') {
             fix.pop();
         }
         let before = Errors::of(language, rope, tree, start).before;
