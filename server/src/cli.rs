@@ -197,23 +197,30 @@ pub fn log_level(options: &Options) -> String {
     Settings::resolve(options).log_level
 }
 
+/// A workspace rooted at the file's folder with the file open in it, and the file's URI.
+fn open_file(settings: &Settings, file: &std::path::Path) -> Result<(crate::workspace::Workspace, String), String> {
+    use crate::documents::{uri, Document};
+    let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
+    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    let uri = uri::from_path(&absolute);
+    let workspace = crate::workspace::Workspace::new(settings.clone());
+    workspace.set_root(absolute.parent().map(std::path::Path::to_path_buf));
+    workspace.open(Document::new(&uri, crate::syntax::language_id(&absolute), 1, &text));
+    Ok((workspace, uri))
+}
+
 /// The `complete` command: the server's pipeline on a file from disk, at a 1-based line and
 /// column (counted in characters).
 pub async fn complete(settings: &Settings, file: &std::path::Path, line: u32, column: u32) -> Result<String, String> {
     use crate::completion::decide::Trigger;
-    use crate::documents::{uri, Document, Encoding, LineCol};
+    use crate::documents::{Encoding, LineCol};
     use crate::engine::{CancelToken, Engine, State};
-    use crate::workspace::{At, Workspace};
+    use crate::workspace::At;
 
     if line == 0 || column == 0 {
         return Err("--line and --column are 1-based and both needed".into());
     }
-    let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
-    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
-    let uri = uri::from_path(&absolute);
-    let workspace = Workspace::new(settings.clone());
-    workspace.set_root(absolute.parent().map(std::path::Path::to_path_buf));
-    workspace.open(Document::new(&uri, crate::syntax::language_id(&absolute), 1, &text));
+    let (workspace, uri) = open_file(settings, file)?;
     let engine = Engine::for_settings(settings)?;
     if let State::Failed { message } = engine.ready().await {
         return Err(message);
@@ -236,19 +243,12 @@ pub async fn explain(
     end_line: Option<u32>,
     out: impl std::io::Write + Send + 'static,
 ) -> Result<String, String> {
-    use crate::documents::{uri, Document};
     use crate::engine::{CancelToken, Engine, State};
-    use crate::workspace::Workspace;
 
     if line == 0 || end_line == Some(0) {
         return Err("--line (and --end-line) are 1-based; --line is needed".into());
     }
-    let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
-    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
-    let uri = uri::from_path(&absolute);
-    let workspace = Workspace::new(settings.clone());
-    workspace.set_root(absolute.parent().map(std::path::Path::to_path_buf));
-    workspace.open(Document::new(&uri, crate::syntax::language_id(&absolute), 1, &text));
+    let (workspace, uri) = open_file(settings, file)?;
     let snapshot = workspace.documents.parsed(&uri, || false).await.ok_or("the file could not be opened")?;
     let lines = snapshot.text.len_lines();
     let first = (line as usize - 1).min(lines.saturating_sub(1));

@@ -208,14 +208,23 @@ class MistralLsp {
 
   /** "mistral-lsp: Explain": the selection, or the function around the cursor, of the active editor. */
   private async explainSelection(): Promise<void> {
+    const target = this.activeTarget();
+    if (target) {
+      await this.explain({ uri: target.uri, range: target.selection });
+    }
+  }
+
+  /** The active editor's document and selection in the server's terms, or a warning when there is none. */
+  private activeTarget(): { client: LanguageClient; uri: string; selection: unknown; empty: boolean } | undefined {
     const editor = vscode.window.activeTextEditor;
     const client = this.client;
     if (!editor || !client || !this.running) {
       void vscode.window.showWarningMessage("mistral-lsp: open a file that the server handles first.");
-      return;
+      return undefined;
     }
     const converter = client.code2ProtocolConverter;
-    await this.explain({ uri: converter.asUri(editor.document.uri), range: converter.asRange(editor.selection) });
+    const uri = converter.asUri(editor.document.uri);
+    return { client, uri, selection: converter.asRange(editor.selection), empty: editor.selection.isEmpty };
   }
 
   /**
@@ -223,16 +232,14 @@ class MistralLsp {
    * arrive as diagnostics (with quick fixes) through the language client; this only reports progress.
    */
   private async review(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    const client = this.client;
-    if (!editor || !client || !this.running) {
-      void vscode.window.showWarningMessage("mistral-lsp: open a file that the server handles first.");
+    const target = this.activeTarget();
+    if (!target) {
       return;
     }
-    const converter = client.code2ProtocolConverter;
-    const argument: { uri: string; range?: unknown } = { uri: converter.asUri(editor.document.uri) };
-    if (!editor.selection.isEmpty) {
-      argument.range = converter.asRange(editor.selection);
+    const client = target.client;
+    const argument: { uri: string; range?: unknown } = { uri: target.uri };
+    if (!target.empty) {
+      argument.range = target.selection;
     }
     await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: "mistral-lsp: reviewing", cancellable: true },

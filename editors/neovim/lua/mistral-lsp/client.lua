@@ -188,6 +188,25 @@ function M.stop()
   end
 end
 
+--- The current buffer and its mistral-lsp client, or nothing (with a warning) when none is attached.
+function M.current()
+  local buf = vim.api.nvim_get_current_buf()
+  local c = M.clients({ bufnr = buf })[1]
+  if not c then
+    vim.notify("mistral-lsp: not attached to this buffer", vim.log.levels.WARN)
+  end
+  return buf, c
+end
+
+--- The LSP range of whole lines `first`..`last` (1-based) of `buf`, in the client's encoding.
+function M.lines_range(c, buf, first, last)
+  local last_text = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ""
+  return {
+    start = { line = first - 1, character = 0 },
+    ["end"] = { line = last - 1, character = vim.str_utfindex(last_text, c.offset_encoding or "utf-16") },
+  }
+end
+
 --- :MistralLspRestart: stops the server if it runs, then starts it again for open buffers.
 ---@param options table resolved plugin options
 function M.restart(options)

@@ -81,19 +81,13 @@ end
 --- Explains lines `first`..`last` (1-based) of the current buffer, or with no lines the code
 --- around the cursor.
 function M.explain(first, last)
-  local buf = vim.api.nvim_get_current_buf()
-  local c = client.clients({ bufnr = buf })[1]
+  local buf, c = client.current()
   if not c then
-    vim.notify("mistral-lsp: not attached to this buffer", vim.log.levels.WARN)
     return
   end
   local range
   if first then
-    local last_text = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ""
-    range = {
-      start = { line = first - 1, character = 0 },
-      ["end"] = { line = last - 1, character = vim.str_utfindex(last_text, c.offset_encoding or "utf-16") },
-    }
+    range = client.lines_range(c, buf, first, last)
   else
     local position = vim.lsp.util.make_position_params(0, c.offset_encoding or "utf-16").position
     range = { start = position, ["end"] = position }

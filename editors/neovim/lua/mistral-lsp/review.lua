@@ -8,19 +8,13 @@ local M = {}
 --- Reviews lines `first`..`last` (1-based) of the current buffer, or with no lines the whole
 --- buffer. `on_done(err, result)` is called when the review ends (tests use it).
 function M.review(first, last, on_done)
-  local buf = vim.api.nvim_get_current_buf()
-  local c = client.clients({ bufnr = buf })[1]
+  local buf, c = client.current()
   if not c then
-    vim.notify("mistral-lsp: not attached to this buffer", vim.log.levels.WARN)
     return
   end
   local argument = { uri = vim.uri_from_bufnr(buf) }
   if first then
-    local last_text = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ""
-    argument.range = {
-      start = { line = first - 1, character = 0 },
-      ["end"] = { line = last - 1, character = vim.str_utfindex(last_text, c.offset_encoding or "utf-16") },
-    }
+    argument.range = client.lines_range(c, buf, first, last)
   end
   vim.notify("mistral-lsp: reviewing…", vim.log.levels.INFO)
   local ok = c:request("workspace/executeCommand", { command = "mistral-lsp.review", arguments = { argument } },
