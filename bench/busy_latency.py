@@ -4,10 +4,10 @@ keep out of the user's way? Progress goes to stderr, the markdown table to stdou
     python3 bench/busy_latency.py [--model M] [--threads 2] [--requests 12]
 
 One mistral-lsp (the 0.5B test model by default) with a real standard-library module open
-(`posixpath.py`). A request: the user presses Enter at the end of a line inside a function (a
-didChange that adds a line break and the line's indentation), then an automatic inline
-completion on the new line; the change is undone after the answer. `--requests` such spots,
-spread over the file, are timed three times: idle; while `mistral-lsp.explain` runs on a function
+(`posixpath.py`). The user types at spots spread over the file: Enter at the end of a line inside
+a function, then the file's next line typed again a word at a time (0.2 s apart), an automatic
+inline completion after Enter and after each word; the typing is undone before the next spot.
+`--requests` requests are timed three times: idle; while `mistral-lsp.explain` runs on a function
 of the file; while `mistral-lsp.review` runs on the whole file (each background command is
 started before the first request and, when it ends early, started again so that every request
 overlaps one; each phase has a server of its own). The table gives p50/p90 per phase and the ratio of the busy p50 to the idle p50
@@ -30,7 +30,9 @@ def spots(text, count):
     lines = text.split("\n")
     candidates = [i for i, line in enumerate(lines)
                   if line.startswith("        ") and line.strip() and not line.strip().startswith(("#", '"', "'"))
-                  and not line.rstrip().endswith(("\\", ",", "(", "["))]
+                  and not line.rstrip().endswith(("\\", ",", "(", "["))
+                  and i + 1 < len(lines) and lines[i + 1].startswith("    ") and lines[i + 1].strip()
+                  and not lines[i + 1].strip().startswith(("#", '"', "'"))]
     step = max(1, len(candidates) // count)
     return candidates[::step][:count]
 
@@ -58,26 +60,41 @@ class Background:
         self.stopped = True
 
 
-def measure(client, text, rows, version):
-    """(latencies in seconds, next version)."""
+def measure(client, text, rows, version, count):
+    """Typing at each spot in turn: Enter at the end of the line, then the next line of the file
+    typed again a word at a time, an automatic request after each; `count` requests in all.
+    (latencies in seconds, next version)."""
     lines = text.split("\n")
     times = []
+
+    def change(start, end, inserted):
+        nonlocal version
+        version += 1
+        client.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": version},
+                                                 "contentChanges": [{"range": {"start": start, "end": end},
+                                                                     "text": inserted}]})
+
     for row in rows:
-        line = lines[row]
-        indent = line[:len(line) - len(line.lstrip())]
+        line, typed = lines[row], lines[row + 1]
+        indent = typed[:len(typed) - len(typed.lstrip())]
         end = {"line": row, "character": len(line)}
-        version += 1
-        client.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": version},
-                                                 "contentChanges": [{"range": {"start": end, "end": end},
-                                                                     "text": "\n" + indent}]})
-        started = time.monotonic()
-        client.inline_completion(URI, {"line": row + 1, "character": len(indent)}, 2)
-        times.append(time.monotonic() - started)
-        version += 1
-        after = {"line": row + 1, "character": len(indent)}
-        client.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": version},
-                                                 "contentChanges": [{"range": {"start": end, "end": after}, "text": ""}]})
-        time.sleep(0.3)
+        change(end, end, "\n" + indent)
+        column = len(indent)
+        for word in [""] + typed.split():
+            if word:
+                piece = word + " "
+                at = {"line": row + 1, "character": column}
+                change(at, at, piece)
+                column += len(piece)
+                time.sleep(0.2)
+            started = time.monotonic()
+            client.inline_completion(URI, {"line": row + 1, "character": column}, 2)
+            times.append(time.monotonic() - started)
+            if len(times) >= count:
+                break
+        change(end, {"line": row + 1, "character": column}, "")
+        if len(times) >= count:
+            break
     return times, version
 
 
@@ -86,13 +103,13 @@ def main():
     parser.add_argument("--model", default=benchlib.default_model(), help="GGUF model (default: the 0.5B test model)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--context-size", type=int, default=8192)
-    parser.add_argument("--requests", type=int, default=12, help="completion requests per phase (default 12)")
-    parser.add_argument("--lsp-binary", default=benchlib.default_lsp_binary())
+    parser.add_argument("--requests", type=int, default=24, help="completion requests per phase (default 24)")
+    parser.add_argument("--lsp-binary", default=os.path.join(benchlib.REPO, "target", "bench-lsp", "target", "release", "mistral-lsp"))
     parser.add_argument("--lsp-arg", action="append", default=[])
     parser.add_argument("--nice", type=int, default=5)
     args = parser.parse_args()
     text = open(os.path.join(sysconfig.get_paths()["stdlib"], "posixpath.py"), encoding="utf-8").read()
-    rows = spots(text, args.requests)
+    rows = spots(text, 8)
     binary, _ = benchlib.snapshot_binary(args.lsp_binary)
     function = text.split("\n").index("def join(a, *p):")
     phases = [("idle", None),
@@ -107,11 +124,11 @@ def main():
             try:
                 client.did_open(URI, text)
                 # A first request reads the file's prompt: not part of the phase.
-                _, version = measure(client, text, rows[:1], 1)
+                _, version = measure(client, text, rows[-1:], 1, 1)
                 job = Background(client, *background) if background else None
                 if job:
                     time.sleep(2)
-                times, _ = measure(client, text, rows, version)
+                times, _ = measure(client, text, rows, version, args.requests)
                 if job:
                     job.stop()
                 results[name] = times

@@ -32,8 +32,12 @@ const BATCH: usize = 512;
 /// arrives (or the cancellation of this work) waits for at most this many tokens...
 const BACKGROUND_BATCH: usize = 64;
 /// ...and no more than the model decodes in this time, by its measured rate (18 tokens for a 7B
-/// on two cores, where 64 would hold a completion up for 3.5 s).
-const BACKGROUND_STEP: Duration = Duration::from_secs(1);
+/// on two cores, where 64 would hold a completion up for 3.5 s)...
+const IDLE_STEP: Duration = Duration::from_secs(1);
+/// ...or this for background work (explanations, reviews), which reads long prompts while the
+/// user types: smaller steps cost it some speed, and keep a completion's wait short (a review
+/// of a whole file with 1 s steps raised the completion p50 from 0.80 to 1.25 s, bench/busy_latency.py).
+const BACKGROUND_STEP: Duration = Duration::from_millis(250);
 /// Code whose tokens measure the model's speed when it is loaded.
 const CALIBRATION_TEXT: &str = "def mean(values: list[float]) -> float:\n    \"\"\"The average of `values`.\"\"\"\n    total = 0.0\n    for value in values:\n        total += value\n    return total / len(values) if values else 0.0\n\n\nfn main() {\n    let args: Vec<String> = std::env::args().collect();\n    println!(\"{}\", args.len());\n}\n";
 /// Prompt tokens timed by the calibration (one batch), and tokens "generated" one at a time.
@@ -199,11 +203,12 @@ impl<'m> Session<'m> {
         Ok(rates)
     }
 
-    /// Prompt tokens per step of background or idle work (see [`BACKGROUND_STEP`]).
-    fn background_batch(&self) -> usize {
+    /// Prompt tokens per step of background or idle work (see [`IDLE_STEP`], [`BACKGROUND_STEP`]).
+    fn background_batch(&self, priority: Priority) -> usize {
+        let step = if priority == Priority::Background { BACKGROUND_STEP } else { IDLE_STEP };
         match self.info.rates {
             Some(rates) => {
-                let tokens = BACKGROUND_STEP.as_micros() / u128::from(rates.prompt_us_per_token.max(1));
+                let tokens = step.as_micros() / u128::from(rates.prompt_us_per_token.max(1));
                 (tokens as usize).clamp(8, BACKGROUND_BATCH)
             }
             None => BACKGROUND_BATCH,
@@ -304,7 +309,10 @@ impl<'m> Session<'m> {
 
     /// Decodes the next batch of tokens the slot's cache lacks, reusing the longest common prefix.
     fn decode_next(&mut self, running: &mut Running) -> Result<(), EngineError> {
-        let step = if running.job.priority == Priority::Interactive { BATCH } else { self.background_batch() };
+        let step = match running.job.priority {
+            Priority::Interactive => BATCH,
+            other => self.background_batch(other),
+        };
         let slot = &mut self.slots[running.slot];
         let common = slot.cached.iter().zip(&running.tokens).take_while(|(a, b)| a == b).count();
         // At least the last token is decoded again, to have its logits.
