@@ -55,7 +55,9 @@ pub async fn handle(server: &Server, arguments: &[LspAny]) -> Result<Option<LspA
     };
     let cancel = CancelToken::new();
     let _guard = CancelOnDrop(cancel.clone());
-    let progress = begin_progress(server, "review", "mistral-lsp: reviewing").await;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = format!("review-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let progress = begin_progress(server, &id, "mistral-lsp: reviewing").await;
     let result = run(session, &request, &parts, cancel).await;
     if let Some(progress) = progress {
         progress.finish_with_message(if result.is_ok() { "done" } else { "stopped" }).await;
