@@ -85,7 +85,24 @@ impl Budgets {
         let answer = u32::try_from(answer).unwrap_or(u32::MAX).max(MIN_ANSWER_TOKENS);
         Budgets { max_tokens: self.max_tokens.min(answer), ..self.shrunk_to(room) }
     }
+
+    /// The budgets with the part of the context budget that `used` leaves (too few definitions
+    /// and recent chunks to fill it: a single file, a new project) given to the current file's
+    /// window, split between its prefix and suffix in their proportion. The prompt's total stays
+    /// the same; spare amounts under [`MIN_SPARE_TOKENS`] are not worth a second cut.
+    pub fn with_unused_extra(self, used: usize) -> Budgets {
+        let spare = self.extra.saturating_sub(used);
+        let window = self.prefix + self.suffix;
+        if spare < MIN_SPARE_TOKENS || window == 0 {
+            return self;
+        }
+        let to_suffix = spare * self.suffix / window;
+        Budgets { prefix: self.prefix + spare - to_suffix, suffix: self.suffix + to_suffix, extra: used, ..self }
+    }
 }
+
+/// Unused context budget below this stays unused (see [`Budgets::with_unused_extra`]).
+const MIN_SPARE_TOKENS: usize = 32;
 
 #[cfg(test)]
 mod tests {
@@ -108,6 +125,27 @@ mod tests {
         let small = wanted.fitting_slot(2048, false);
         assert!(small.prompt_total() + settings.max_tokens as usize <= 1536, "{small:?}");
         assert!(small.prefix > small.extra && small.extra > small.suffix, "in proportion: {small:?}");
+    }
+
+    #[test]
+    fn context_budget_that_nothing_fills_goes_to_the_window() {
+        let budgets = Budgets { prefix: 600, suffix: 200, extra: 400, max_tokens: 64 };
+        // (context tokens used) -> (prefix, suffix, extra)
+        let cases = [
+            (400, (600, 200, 400)), // full
+            (380, (600, 200, 400)), // too little left to matter
+            (0, (900, 300, 0)),     // nothing to show: all of it, 3:1 as prefix and suffix
+            (200, (750, 250, 200)),
+            (500, (600, 200, 400)), // over (a chunk's tags): as it was
+        ];
+        for (used, (prefix, suffix, extra)) in cases {
+            let got = budgets.with_unused_extra(used);
+            assert_eq!((got.prefix, got.suffix, got.extra), (prefix, suffix, extra), "{used} used");
+            assert_eq!(got.max_tokens, 64);
+            assert!(got.prompt_total() <= budgets.prompt_total(), "never more in all: {got:?}");
+        }
+        let no_window = Budgets { prefix: 0, suffix: 0, extra: 100, max_tokens: 8 };
+        assert_eq!(no_window.with_unused_extra(0), no_window);
     }
 
     #[test]

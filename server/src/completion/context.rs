@@ -154,6 +154,14 @@ pub fn definitions_used(
     found
 }
 
+/// Tokens an extra costs besides its text: the path and the separators around it.
+const EXTRA_OVERHEAD: usize = 8;
+
+/// The tokens `extras` take of the context budget, as [`extras`] counts them.
+pub fn cost(extras: &[Extra], counter: &dyn Counter) -> usize {
+    extras.iter().map(|extra| counter.count(&extra.text) + EXTRA_OVERHEAD).sum()
+}
+
 /// Extra context for the prompt, within `budget` tokens, in a stable order.
 pub fn extras(
     snapshot: &Snapshot,
@@ -180,7 +188,7 @@ pub fn extras(
     let mut chosen: Vec<Extra> = Vec::new();
     let mut spent = 0;
     for snippet in found {
-        let cost = counter.count(&snippet.text) + 8;
+        let cost = counter.count(&snippet.text) + EXTRA_OVERHEAD;
         if spent + cost > budget {
             continue;
         }
@@ -194,7 +202,7 @@ pub fn extras(
         if chunk.path == current_path && ring::similarity(&ring::line_set(&chunk.text), &current_lines) > 0.5 {
             continue;
         }
-        let cost = counter.count(&chunk.text) + 8;
+        let cost = counter.count(&chunk.text) + EXTRA_OVERHEAD;
         if spent + cost > budget {
             continue;
         }

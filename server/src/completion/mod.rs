@@ -268,22 +268,37 @@ async fn plan(
                 None => &Estimate,
             };
             let snapshot = &request.snapshot;
-            let window = prompt::window::window(
-                &snapshot.text,
-                snapshot.tree.as_ref(),
-                request.cursor,
-                budgets.prefix,
-                budgets.suffix,
-                counter,
-            );
-            let extras = context::extras(
-                snapshot,
-                &window,
-                &request.others,
-                &request.chunks,
-                request.root.as_deref(),
-                budgets.extra,
-                counter,
+            let cut = |budgets: Budgets| {
+                let window = prompt::window::window(
+                    &snapshot.text,
+                    snapshot.tree.as_ref(),
+                    request.cursor,
+                    budgets.prefix,
+                    budgets.suffix,
+                    counter,
+                );
+                let extras = context::extras(
+                    snapshot,
+                    &window,
+                    &request.others,
+                    &request.chunks,
+                    request.root.as_deref(),
+                    budgets.extra,
+                    counter,
+                );
+                (window, extras)
+            };
+            let (window, extras) = cut(budgets);
+            // Context budget that other files do not fill shows more of this one.
+            let used = context::cost(&extras, counter);
+            let wider = budgets.with_unused_extra(used);
+            let (window, extras) = if wider == budgets { (window, extras) } else { cut(wider) };
+            tracing::debug!(
+                "prompt window from line {} ({} prefix, {} suffix tokens allowed), {} extras ({used} tokens)",
+                window.start_line,
+                wider.prefix,
+                wider.suffix,
+                extras.len()
             );
             (window, extras)
         })
