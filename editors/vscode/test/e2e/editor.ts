@@ -5,7 +5,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { Browser, BrowserServer, chromium, Page } from "playwright-core";
+import { Browser, BrowserServer, chromium, Locator, Page } from "playwright-core";
 
 const run = promisify(execFile);
 
@@ -103,25 +103,7 @@ export class Editor {
    */
   async changeSettings(settings: Record<string, unknown>): Promise<void> {
     const page = this.page;
-    const palette = page.locator(".quick-input-widget input");
-    const settingsTab = page.locator(".tab.active", { hasText: "settings.json" });
-    // Retried: a webview that finishes loading (the README preview) can take the focus and close the palette.
-    await until(40_000, "the settings.json editor", async () => {
-      try {
-        // A click on the active tab takes the keyboard back from a webview.
-        await page.locator(".tabs-container .tab.active").first().click({ timeout: 5_000 });
-        await page.keyboard.press("F1");
-        await palette.fill(">Preferences: Open User Settings (JSON)", { timeout: 3_000 });
-        const command = page.locator(".quick-input-list .monaco-list-row", { hasText: "Open User Settings (JSON)" });
-        await command.first().waitFor({ timeout: 3_000 });
-        await page.keyboard.press("Enter");
-        await settingsTab.waitFor({ timeout: 5_000 });
-        return true;
-      } catch {
-        await page.keyboard.press("Escape");
-        return undefined;
-      }
-    });
+    await this.runCommand("Preferences: Open User Settings (JSON)", page.locator(".tab.active", { hasText: "settings.json" }));
     await page.locator(".editor-instance .monaco-editor .view-lines").first().click();
     await page.keyboard.press("Control+A");
     await page.keyboard.press("Delete");
@@ -134,6 +116,32 @@ export class Editor {
       try {
         return JSON.stringify(JSON.parse(fs.readFileSync(this.settingsFile, "utf8"))) === JSON.stringify(settings) ? true : undefined;
       } catch {
+        return undefined;
+      }
+    });
+  }
+
+  /**
+   * Runs a command from the command palette by its label, as a user would, until `shown` (what the
+   * command brings up) appears. Retried: a webview that finishes loading (the README preview) can
+   * take the focus and close the palette.
+   */
+  async runCommand(label: string, shown: Locator): Promise<void> {
+    const page = this.page;
+    const palette = page.locator(".quick-input-widget input");
+    await until(40_000, `the command ${label}`, async () => {
+      try {
+        // A click on the active tab takes the keyboard back from a webview.
+        await page.locator(".tabs-container .tab.active").first().click({ timeout: 5_000 });
+        await page.keyboard.press("F1");
+        await palette.fill(`>${label}`, { timeout: 3_000 });
+        const command = page.locator(".quick-input-list .monaco-list-row", { hasText: label });
+        await command.first().waitFor({ timeout: 3_000 });
+        await page.keyboard.press("Enter");
+        await shown.first().waitFor({ timeout: 5_000 });
+        return true;
+      } catch {
+        await page.keyboard.press("Escape");
         return undefined;
       }
     });

@@ -1,10 +1,12 @@
-// End-to-end tests in VS Code (code-server + Chromium): ghost text from the real server, Tab, the status bar, and bad binaries.
+// End-to-end tests in VS Code (code-server + Chromium): ghost text from the real server, Tab, the status bar, bad binaries, review and explain.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
+import type { Locator } from "playwright-core";
 
 import { testModel } from "../unit/lspServer";
+
 import { Editor, until } from "./editor";
 
 const ARTIFACTS = path.resolve(__dirname, "..", "..", "..", "test", "artifacts");
@@ -284,4 +286,85 @@ test("a server that exits at start: one message with a restart button, no restar
 
   await editor.changeSettings(settings);
   await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+});
+
+// Review and explain against the server's test backend (a test build of the server: cargo test
+// builds target/debug/mistral-lsp): it finds one "bug" on the first line holding the word `bug`
+// (its fix puts `fixed` there) and streams a checksum of the prompt as its explanation, so what
+// the editor shows can be checked exactly.
+const clamp = "def clamp(x, low, high):\n    if x < low:\n        return low\n    return x  # bug: high is never used";
+
+/** The `result` of the last `workspace/executeCommand` response that has `key`, from the client's trace in the log. */
+function lastCommandResult(key: string): Record<string, unknown> | undefined {
+  const entries = editor.extensionLog().split(/^(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[)/m);
+  let last;
+  for (const entry of entries) {
+    const match = /Received response 'workspace\/executeCommand - \(\d+\)' in \d+ms\.\s*Result: ([\s\S]*)$/.exec(entry);
+    const result = match ? JSON.parse(match[1]) : undefined;
+    if (result && key in result) {
+      last = result;
+    }
+  }
+  return last;
+}
+
+test("mistral-lsp: Review shows the finding as a squiggle on its line, and its quick fix applies", async () => {
+  const page = editor.page;
+  const file = path.join(editor.workspace, "clamp.py");
+  fs.writeFileSync(file, clamp);
+  await editor.changeSettings({ ...settings, "mistralLsp.model": "test:checksum?tokens=8&token_ms=100" });
+  await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+  await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "clamp.py" }).dblclick();
+  await page.locator(".tab.active", { hasText: "clamp.py" }).waitFor();
+  await page.locator(".monaco-editor .view-lines").first().click();
+
+  await editor.runCommand("mistral-lsp: Review", toast("mistral-lsp review: 1 finding"));
+  const squiggle = page.locator(".monaco-editor .squiggly-warning");
+  await squiggle.first().waitFor({ timeout: 10_000 });
+  const lineOf = async (locator: Locator) => {
+    const top = (await locator.boundingBox())?.y ?? -1;
+    const rows = await page.locator(".monaco-editor .view-line").evaluateAll((nodes) =>
+      nodes.map((node) => ({ top: node.getBoundingClientRect().top, text: node.textContent ?? "" })),
+    );
+    return rows.find((row) => Math.abs(row.top - top) < 12)?.text.replace(/\u00a0/g, " ");
+  };
+  assert.equal(await squiggle.count(), 1, "one finding");
+  assert.equal(await lineOf(squiggle.first()), "    return x  # bug: high is never used", "on the line that holds `bug`");
+
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Control+.");
+  // The quick fix comes first and has the focus (a click is intercepted by the menu's pointer block).
+  await page.locator(".action-widget .monaco-list-row.focused", { hasText: "Fix:" }).waitFor();
+  await page.keyboard.press("Enter");
+  await squiggle.first().waitFor({ state: "detached", timeout: 10_000 });
+  await page.keyboard.press("Control+S");
+  const saved = await until(10_000, "the fixed file to be saved", () => {
+    const text = fs.readFileSync(file, "utf8");
+    return text !== clamp ? text : undefined;
+  });
+  assert.equal(saved, clamp.replace("# bug:", "# fixed:"), "the fix replaced that line and nothing else");
+});
+
+test("mistral-lsp: Explain streams into the side panel, which ends with the server's answer", async () => {
+  const page = editor.page;
+  await page.keyboard.press("Control+Home");
+  const streamed = () => editor.extensionLog().split("Received notification 'mistral-lsp/explanation'").length - 1;
+  const before = streamed();
+  await editor.runCommand("mistral-lsp: Explain", page.locator(".tab", { hasText: "Explanation: clamp.py" }));
+  const result = await until(30_000, "the explanation's result", () => lastCommandResult("markdown"));
+  const markdown = String(result.markdown).trim();
+  assert.match(markdown, /\S/, "an explanation");
+  // Each webview (the README preview of an earlier test too) is an iframe holding the page's own iframe.
+  const webviews = page.locator("iframe.webview");
+  await until(10_000, "a panel to show the whole explanation", async () => {
+    for (let i = 0; i < (await webviews.count()); i++) {
+      const body = webviews.nth(i).contentFrame().locator("iframe#active-frame").contentFrame().locator("body");
+      const shown = (await body.textContent({ timeout: 2_000 }).catch(() => ""))?.replace(/\s+/g, " ") ?? "";
+      if (shown.includes(markdown.replace(/\s+/g, " "))) {
+        return true;
+      }
+    }
+    return undefined;
+  });
+  assert.ok(streamed() - before >= 2, "the text arrived in pieces before the result");
 });
