@@ -96,6 +96,36 @@ fn findings_become_diagnostics_with_quick_fixes_and_follow_edits() {
 }
 
 #[test]
+fn edits_made_while_a_review_runs_move_its_findings_instead_of_discarding_them() {
+    let uri = "file:///r/a.py";
+    let at = |line: u32, character: u32| json!({"line": line, "character": character});
+    // Slow enough that the edits below land while the review reads its prompt; should one land
+    // before the review takes its copy of the text, the outcome checked is the same.
+    let mut server = Server::start("test:checksum?prompt_ms=1500", quick_fix_client(), Value::Null);
+    server.wait_ready();
+    server.open(uri, "python", PY);
+    let id = review(&mut server, json!({"uri": uri}));
+    server.change(uri, 2, json!([{"range": {"start": at(0, 0), "end": at(0, 0)}, "text": "import sys\n"}]));
+    server.change(uri, 3, json!([{"range": {"start": at(1, 0), "end": at(1, 0)}, "text": "import re\n"}]));
+    assert_eq!(server.response(id).unwrap()["findings"], 1, "not ContentModified");
+    let (published, version) = diagnostics(&mut server, uri);
+    assert_eq!((published.len(), &published[0]["range"]["start"], version), (1, &at(8, 8), json!(3)));
+
+    // An edit on the finding's line while the review runs: the finding goes with it.
+    let id = review(&mut server, json!({"uri": uri}));
+    server.change(uri, 4, json!([{"range": {"start": at(8, 12), "end": at(8, 15)}, "text": "add"}]));
+    server.response(id).unwrap();
+    loop {
+        let (published, version) = diagnostics(&mut server, uri);
+        if version == 4 {
+            assert!(published.is_empty(), "{published:?}");
+            break;
+        }
+    }
+    server.shutdown();
+}
+
+#[test]
 fn a_whole_document_is_reviewed_and_a_review_can_be_cancelled() {
     let uri = "file:///r/a.py";
     let mut server = Server::start("test:checksum?prompt_ms=200", quick_fix_client(), Value::Null);

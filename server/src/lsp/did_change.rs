@@ -66,7 +66,7 @@ pub fn apply(session: &Session, params: Option<&Value>) {
         Ok(clamped) => tracing::warn!("didChange {uri}: {clamped} ranges past the end of the document were clamped"),
         Err(err) => return tracing::warn!("didChange ignored: {err}"),
     }
-    super::review::follow_changes(session, uri, &changes);
+    super::review::follow_changes(session, uri, version, &changes);
     // A rejected change after the last whole text leaves a text that the editor does not have.
     if last_rejected.is_some_and(|rejected| last_full.is_none_or(|full| rejected > full)) {
         session.workspace.documents.mark_out_of_sync(uri);

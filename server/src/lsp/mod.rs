@@ -25,6 +25,7 @@ mod explain;
 mod initialize;
 mod initialized;
 mod inline_completion;
+mod journal;
 mod ordered;
 mod prewarm;
 mod progress;

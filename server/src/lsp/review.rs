@@ -1,8 +1,8 @@
 //! `workspace/executeCommand mistral-lsp.review {uri, range?}`: reviews the range (the
 //! selection, or the function around an empty range) or, without one, the whole document, and
 //! publishes the findings as diagnostics (source `mistral-lsp`, the category as code). Findings
-//! follow edits (see `follow_changes`) and carry quick fixes (see `quick_fixes`).
-//! `$/cancelRequest` stops the job.
+//! follow edits (see `follow_changes`), also those made while the review runs (see `journal`),
+//! and carry quick fixes (see `quick_fixes`). `$/cancelRequest` stops the job.
 
 use std::sync::Arc;
 
@@ -13,11 +13,12 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 
 use super::convert;
 use super::explain::{begin_progress, failed, CancelOnDrop};
+use super::journal::Reading;
 use super::server::Server;
 use super::session::Session;
 use crate::documents::{Change, LineCol, Snapshot};
 use crate::engine::CancelToken;
-use crate::postprocess::findings::{follow_edit, Category, Finding, Severity};
+use crate::postprocess::findings::{dedup, follow_edit, Category, Finding, Severity};
 use crate::review::{file_parts, part_at};
 
 pub const COMMAND: &str = "mistral-lsp.review";
@@ -40,6 +41,8 @@ pub async fn handle(server: &Server, arguments: &[LspAny]) -> Result<Option<LspA
         return Err(failed(&crate::explain::ExplainError::Unavailable(message)));
     }
     let encoding = session.encoding();
+    // Before the snapshot: every edit after it is logged.
+    let journal = Reading::open(session, uri.as_ref());
     let (start, end) = match range {
         Some(range) => (convert::line_col(range.start), convert::line_col(range.end)),
         None => (LineCol { line: 0, column: 0 }, LineCol { line: 0, column: 0 }),
@@ -58,7 +61,7 @@ pub async fn handle(server: &Server, arguments: &[LspAny]) -> Result<Option<LspA
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let id = format!("review-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let progress = begin_progress(server, &id, "mistral-lsp: reviewing").await;
-    let result = run(session, &request, &parts, cancel).await;
+    let result = run(session, &request, &parts, &journal, cancel).await;
     if let Some(progress) = progress {
         progress.finish_with_message(if result.is_ok() { "done" } else { "stopped" }).await;
     }
@@ -86,8 +89,9 @@ pub fn on_save(session: &Arc<Session>, uri: &str) {
             return;
         }
         let zero = LineCol { line: 0, column: 0 };
+        let journal = Reading::open(&session, &uri);
         let result = match session.workspace.explain_request(&uri, zero, zero, session.encoding()).await {
-            Ok(request) => run(&session, &request, &file_parts(&request), cancel.clone()).await,
+            Ok(request) => run(&session, &request, &file_parts(&request), &journal, cancel.clone()).await,
             Err(err) => Err(Error::invalid_params(err.to_string())),
         };
         match result {
@@ -102,34 +106,41 @@ pub fn on_save(session: &Arc<Session>, uri: &str) {
 }
 
 /// Reviews `parts` of the request's document and publishes the findings (replacing the earlier
-/// findings on the reviewed lines); the number of findings.
+/// findings on the reviewed lines); the number of findings. Edits made meanwhile (`journal`,
+/// opened before the request's snapshot) move the findings as they move stored ones: a finding
+/// on an edited line goes.
 async fn run(
     session: &Session,
     request: &crate::explain::Request,
     parts: &[crate::review::Part],
+    journal: &Reading<'_>,
     cancel: CancelToken,
 ) -> Result<usize> {
     let uri = request.snapshot.uri.as_str();
-    let (found, stats) = session.workspace.review(request, parts, cancel).await.map_err(|err| failed(&err))?;
+    let (mut found, stats) = session.workspace.review(request, parts, cancel).await.map_err(|err| failed(&err))?;
     tracing::info!("review of {uri}: {stats:?}");
-    let snapshot = &request.snapshot;
-    if session.workspace.documents.snapshot(uri).is_none_or(|now| now.version != snapshot.version) {
-        // Anchored in a text that is gone: LSP's ContentModified.
-        return Err(Error {
-            code: ErrorCode::ServerError(-32801),
-            message: "the document changed during the review; review it again".into(),
-            data: None,
-        });
-    }
-    let reviewed: Vec<(usize, usize)> = parts.iter().map(|p| p.target.lines).collect();
-    let count = found.len();
-    {
+    let mut reviewed: Vec<(usize, usize)> = parts.iter().map(|p| p.target.lines).collect();
+    let count = {
         let mut all = session.findings.lock();
+        // Under the findings' lock, which edits take too: no edit comes between the check and
+        // the findings stored.
+        let now = session.workspace.documents.snapshot(uri).map(|now| now.version);
+        if !journal.bring_up_to(request.snapshot.version, now, &mut found, &mut reviewed) {
+            // Anchored in a text that is gone (replaced whole, or closed): LSP's ContentModified.
+            return Err(Error {
+                code: ErrorCode::ServerError(-32801),
+                message: "the document changed during the review; review it again".into(),
+                data: None,
+            });
+        }
+        let count = found.len();
         let kept = all.entry(uri.to_owned()).or_default();
         // The reviewed lines' earlier findings make way for the new ones.
         kept.retain(|f| !reviewed.iter().any(|&(first, last)| f.lines.0 <= last && f.lines.1 >= first));
         kept.extend(found);
-    }
+        *kept = dedup(std::mem::take(kept));
+        count
+    };
     publish(session, uri).await;
     Ok(count)
 }
@@ -224,11 +235,13 @@ fn first_sentence(message: &str) -> String {
     }
 }
 
-/// Moves the document's findings with edits (applied in order); republishes if any moved or
-/// went. A change of the whole text drops them all.
-pub fn follow_changes(session: &Session, uri: &str, changes: &[Change]) {
+/// Moves the document's findings with edits (applied in order) that made `version`; republishes
+/// if any moved or went. A change of the whole text drops them all. Running reviews of the
+/// document get the edits in its journal.
+pub fn follow_changes(session: &Session, uri: &str, version: i32, changes: &[Change]) {
     let changed = {
         let mut all = session.findings.lock();
+        super::journal::record(session, uri, version, changes);
         let Some(findings) = all.get_mut(uri) else { return };
         let before = findings.clone();
         for change in changes {

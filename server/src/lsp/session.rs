@@ -70,6 +70,9 @@ pub struct Session {
     pub findings: Mutex<std::collections::HashMap<String, Vec<crate::postprocess::findings::Finding>>>,
     /// The review each saved document waits for or runs (`review.onSave`); a newer save cancels it.
     pub save_reviews: Mutex<std::collections::HashMap<String, crate::engine::CancelToken>>,
+    /// The edits of documents that reviews are running on, so that their findings land where
+    /// their lines are when they end (see `journal::Journal`).
+    pub review_journals: Mutex<std::collections::HashMap<String, super::journal::Journal>>,
 }
 
 impl Session {
@@ -95,6 +98,7 @@ impl Session {
             longest_stall_cpu_us: AtomicU64::new(0),
             findings: Mutex::new(Default::default()),
             save_reviews: Mutex::new(Default::default()),
+            review_journals: Mutex::new(Default::default()),
         })
     }
 

@@ -254,19 +254,32 @@ pub fn dedup(mut findings: Vec<Finding>) -> Vec<Finding> {
 /// column counts only where it is 0) by `inserted`: findings below shift by the lines added or
 /// removed, findings on edited lines are dropped (what they said may no longer hold).
 pub fn follow_edit(findings: &mut Vec<Finding>, start: (usize, usize), end: (usize, usize), inserted: &str) {
+    findings.retain_mut(|finding| match follow_edit_lines(finding.lines, start, end, inserted) {
+        Some(lines) => {
+            finding.lines = lines;
+            true
+        }
+        None => false,
+    });
+}
+
+/// Where the lines `first..=last` are after the edit of [`follow_edit`]; `None` when the edit
+/// touches them.
+pub fn follow_edit_lines(
+    (first, last): (usize, usize),
+    start: (usize, usize),
+    end: (usize, usize),
+    inserted: &str,
+) -> Option<(usize, usize)> {
     let added = inserted.matches('\n').count() as isize - (end.0 - start.0) as isize;
     // Text inserted at the start of a line that ends with a line break leaves that line as it was.
     let whole_lines_before = end.1 == 0 && (inserted.is_empty() || inserted.ends_with('\n'));
-    findings.retain_mut(|finding| {
-        let (first, last) = finding.lines;
-        if end.0 < first || (end.0 == first && whole_lines_before) {
-            let shift = |line: usize| line.checked_add_signed(added).unwrap_or(0);
-            finding.lines = (shift(first), shift(last));
-            true
-        } else {
-            start.0 > last
-        }
-    });
+    if end.0 < first || (end.0 == first && whole_lines_before) {
+        let shift = |line: usize| line.checked_add_signed(added).unwrap_or(0);
+        Some((shift(first), shift(last)))
+    } else {
+        (start.0 > last).then_some((first, last))
+    }
 }
 
 #[cfg(test)]
