@@ -207,7 +207,11 @@ async fn run(
             break;
         };
         last_generation = generation;
-        tracing::debug!("raw output: {raw:?}");
+        match generated.strip_prefix(raw.as_str()) {
+            Some("") => tracing::debug!("raw output: {raw:?}"),
+            Some(rest) => tracing::debug!("raw output: {raw:?} (cut before {rest:?})"),
+            None => tracing::debug!("raw output: {raw:?} (generated {generated:?})"),
+        }
         let Some(raw) = unheal(&raw, &plan.healed) else {
             tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", plan.healed);
             continue;
