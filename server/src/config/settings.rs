@@ -119,7 +119,7 @@ pub const SETTINGS: &[SettingDef] = &[
         key: "completion.adaptiveBudgets",
         kind: Kind::Bool,
         default: "true",
-        description: "Fit the prompt and answer to the model's speed on this machine, measured when it loads: the context.*Tokens budgets shrink (never grow) so that a new prompt is read within about 12 s, and completion.maxTokens so that an answer takes at most about 4 s. Fast machines keep the settings as they are; off uses them as they are everywhere. The chosen budgets are logged.",
+        description: "Fit the prompt and answer to the model's speed on this machine, measured when it loads and refined by every finished job: the context.*Tokens budgets shrink (never grow) so that a new prompt is read within about 12 s, and completion.maxTokens so that an answer takes at most about 4 s. Fast machines keep the settings as they are; off uses them as they are everywhere. The chosen budgets are logged. (Either way, context budget that other files leave unused shows more of the current file.)",
         env: Some("MISTRAL_LSP_ADAPTIVE_BUDGETS"),
     },
     SettingDef {
