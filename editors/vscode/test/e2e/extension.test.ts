@@ -316,7 +316,8 @@ test("mistral-lsp: Review shows the finding as a squiggle on its line, and its q
   await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
   await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "clamp.py" }).dblclick();
   await page.locator(".tab.active", { hasText: "clamp.py" }).waitFor();
-  await page.locator(".monaco-editor .view-lines").first().click();
+  // clamp.py's own editor: an earlier editor's lines (settings.json's) can sit beneath it in the DOM.
+  await page.locator('.editor-instance[aria-label^="clamp.py"] .view-lines').click();
 
   await editor.runCommand("mistral-lsp: Review", toast("mistral-lsp review: 1 finding"));
   const squiggle = page.locator(".monaco-editor .squiggly-warning");
