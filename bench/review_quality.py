@@ -14,8 +14,6 @@ Data: /work/shared/bench/humanevalpack/{python,rust}.jsonl.gz (164 tasks each). 
 2. each system reviews both files:
    - `lsp`: `mistral-lsp review FILE --format json` (the whole file, the embedded engine, the same
      model and threads);
-   - `lsp-once` (not run by default): the same without the second look at each finding
-     (`MISTRAL_LSP_REVIEW_SECOND_LOOK=0`, a measurement switch), to see what that look does;
    - `peer` (PR-Agent's way): llama-server `/v1/chat/completions`, greedy, at most 768 tokens, with
      the file's lines numbered, "only issues you are confident about", and a JSON answer
      (`start_line`, `end_line`, `issue`, `existing_code`, `improved_code`), parsed leniently (the
@@ -46,7 +44,7 @@ import benchlib
 import explain_quality as eq
 from benchlib import fmt, log, markdown_table, percentile, share
 
-SYSTEMS = ("lsp", "lsp-once", "peer")
+SYSTEMS = ("lsp", "peer")
 REVIEW_TIMEOUT_S = 900
 PEER_TOKENS = 768
 PAPER_ANCHORS = ("Published HumanEvalFix pass@1 (Python / Rust): Mistral-7B-Instruct-v0.2 33.5 / 23.8; "
@@ -90,12 +88,12 @@ def apply_fix(text, finding):
 
 
 class LspReviewer:
-    def __init__(self, args, binary, name="lsp"):
-        self.args, self.binary, self.name = args, binary, name
+    name = "lsp"
+
+    def __init__(self, args, binary):
+        self.args, self.binary = args, binary
 
     def review(self, path, text, language, env=None):
-        if env is None and self.name == "lsp-once":
-            env = dict(os.environ, MISTRAL_LSP_REVIEW_SECOND_LOOK="0")
         started = time.monotonic()
         command = ["nice", "-n", str(self.args.nice), self.binary, "review", os.path.basename(path), "--format", "json",
                    "--fail-on", "never", "--model", self.args.model, "--threads", str(self.args.threads),
@@ -210,7 +208,7 @@ def grammar_speed(args, binary, languages):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--systems", default="lsp,peer", help="comma-separated: lsp, lsp-once, peer (default lsp,peer)")
+    parser.add_argument("--systems", default="lsp,peer", help="comma-separated: lsp, peer (default both)")
     parser.add_argument("--languages", default="python,rust", help="comma-separated: python, rust (default both)")
     parser.add_argument("--limit", type=int, help="only N tasks per language: the first N, or a seeded sample with --seed")
     parser.add_argument("--seed", type=int, help="with --limit: a seeded random sample instead of the first N")
@@ -229,7 +227,7 @@ def main():
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]
     languages, systems = split(args.languages), split(args.systems)
     if any(l not in eq.LANGUAGES for l in languages) or any(s not in SYSTEMS for s in systems):
-        sys.exit("bench: languages are python, rust; systems are lsp, lsp-once, peer")
+        sys.exit("bench: languages are python, rust; systems are lsp, peer")
     if args.report:
         records, metas = benchlib.load_reports(args.report)
         for meta in metas:
@@ -257,7 +255,7 @@ def main():
         meta.update({"benchmark": "humaneval-fix-review", "tasks": selection + " tasks per language"})
         records = []
         server = benchlib.LlamaServer(args) if "peer" in systems else None
-        reviewers = [PeerReviewer(args, server) if s == "peer" else LspReviewer(args, binary, s) for s in systems]
+        reviewers = [LspReviewer(args, binary) if s == "lsp" else PeerReviewer(args, server) for s in systems]
         try:
             with tempfile.TemporaryDirectory(prefix="bench-review-") as folder:
                 for language in languages:

@@ -96,20 +96,6 @@ fn findings_become_diagnostics_with_quick_fixes_and_follow_edits() {
 }
 
 #[test]
-fn a_finding_that_its_second_look_rejects_is_not_published() {
-    // The test backend's second look says "no" to a finding on a line that also holds `fine`.
-    let uri = "file:///r/a.py";
-    let mut server = Server::start("test:checksum", quick_fix_client(), Value::Null);
-    server.wait_ready();
-    server.open(uri, "python", &PY.replace("bug(s, x)", "bug(s, x)  # fine: bug() is our adder"));
-    let id = review(&mut server, json!({"uri": uri}));
-    assert_eq!(server.response(id).unwrap()["findings"], 0);
-    let (published, _) = diagnostics(&mut server, uri);
-    assert!(published.is_empty(), "{published:?}");
-    server.shutdown();
-}
-
-#[test]
 fn edits_made_while_a_review_runs_move_its_findings_instead_of_discarding_them() {
     let uri = "file:///r/a.py";
     let at = |line: u32, character: u32| json!({"line": line, "character": character});

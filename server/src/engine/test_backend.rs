@@ -17,8 +17,7 @@
 //!   API as a real model's tokenizer. A job with a grammar (a review) gets instead one finding
 //!   on the first numbered line of the prompt (`  12| code`) that holds the word `bug`: that
 //!   line quoted, category `bug`, and as its fix the line with `bug` replaced by `fixed`; no
-//!   such line, no findings. A second look at a finding (a job with the verdict grammar) answers
-//!   `no` when the finding's line also holds the word `fine`, else `yes`.
+//!   such line, no findings.
 //! - `fail`: fails to load, with a clear message.
 //!
 //! Each job first "evaluates its prompt" for `prompt_ms`, in 10 ms steps; then the answer is
@@ -196,9 +195,6 @@ impl Backend for TestBackend {
             }
         };
         let hash = fnv1a(whole.as_bytes());
-        if job.grammar.as_deref() == Some(crate::prompt::review::VERDICT_GRAMMAR) {
-            return Ok(self.running(&job, verdict_answer(&whole), cancel));
-        }
         if job.grammar.is_some() {
             return Ok(self.running(&job, review_answer(&whole), cancel));
         }
@@ -250,30 +246,13 @@ impl Backend for TestBackend {
     }
 }
 
-/// The numbered lines of a review prompt (`  12| code`) that hold `word`, first first.
-fn numbered_with<'a>(prompt: &'a str, word: &'a str) -> impl Iterator<Item = (usize, &'a str)> + 'a {
-    prompt.lines().filter_map(move |line| {
-        let (number, code) = line.split_once("| ")?;
-        let number: usize = number.trim().parse().ok()?;
-        code.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == word).then_some((number, code))
-    })
-}
-
-/// The test backend's second look at a finding: `no` when the line it asks about (`on line N`
-/// or `on lines N-M`, the first) also holds the word `fine`, else `yes`.
-fn verdict_answer(prompt: &str) -> String {
-    let asked = prompt.rsplit_once(" on line").and_then(|(_, rest)| {
-        let digits: String =
-            rest.trim_start_matches('s').trim_start().chars().take_while(char::is_ascii_digit).collect();
-        digits.parse::<usize>().ok()
-    });
-    let fine = asked.is_some_and(|asked| numbered_with(prompt, "fine").any(|(line, _)| line == asked));
-    if fine { "no" } else { "yes" }.to_owned()
-}
-
 /// The test backend's review: one finding on the first numbered line that holds `bug`.
 fn review_answer(prompt: &str) -> String {
-    let numbered = numbered_with(prompt, "bug").next();
+    let numbered = prompt.lines().find_map(|line| {
+        let (number, code) = line.split_once("| ")?;
+        let number: usize = number.trim().parse().ok()?;
+        code.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "bug").then_some((number, code))
+    });
     let findings = match numbered {
         Some((line, code)) => serde_json::json!([{
             "line": line,

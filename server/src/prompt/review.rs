@@ -2,7 +2,7 @@
 //! explanation, and the JSON answer's grammar (GBNF) that the engine enforces. Pure.
 
 use super::explain::{chat_prompt, Context, Target};
-use super::{ChatMessage, Counter, Prompt};
+use super::{Counter, Prompt};
 
 /// Findings an answer may hold: a few that matter, not a list of nits.
 pub const MAX_FINDINGS: usize = 3;
@@ -38,42 +38,6 @@ lines, whole lines with their indentation, or \"\" if you are not sure of a fix.
 Answer with JSON only, in this shape: \
 {\"findings\": [{\"line\": 3, \"end_line\": 3, \"code\": \"...\", \"category\": \"bug\", \"severity\": \"error\", \
 \"message\": \"...\", \"fix\": \"...\"}]}";
-
-/// The grammar of a second look's verdict on one finding.
-pub const VERDICT_GRAMMAR: &str = "root ::= \"yes\" | \"no\"\n";
-
-/// A second look at one finding of a review: the review's prompt, the model's answer to it, and
-/// a question about the finding on lines `line..=end_line` (1-based, as numbered), answered yes
-/// or no ([`VERDICT_GRAMMAR`]). The conversation starts as the review did, so an engine that
-/// keeps the review's prompt cached only reads the answer and the question. `None` for a prompt
-/// that is not a chat.
-pub fn second_look_prompt(
-    review: &Prompt,
-    answer: &str,
-    line: usize,
-    end_line: usize,
-    message: &str,
-) -> Option<Prompt> {
-    let Prompt::Chat { messages, .. } = review else { return None };
-    let lines = if end_line > line { format!("lines {line}-{end_line}") } else { format!("line {line}") };
-    let question = format!(
-        "Take a second look at the problem you reported on {lines}: \"{message}\"\n\n\
-Reported problems often turn out to be misreadings. Read those lines again, with what the code around them, its \
-names, comments and documentation say it must do. Is this a real defect of the code as written (a wrong result, a \
-crash, a security hole or a serious slowdown), and not a matter of taste? Answer yes or no."
-    );
-    let mut messages = messages.clone();
-    messages.push(ChatMessage { role: "assistant".into(), content: answer.trim().to_owned() });
-    messages.push(ChatMessage { role: "user".into(), content: question });
-    Some(Prompt::Chat { messages, answer_prefix: String::new() })
-}
-
-/// A second look's verdict: only a plain "no" rejects (an engine that ignores the grammar may
-/// answer in prose; what it says then is not read as a verdict).
-pub fn rejected(verdict: &str) -> bool {
-    let verdict = verdict.trim_start().to_ascii_lowercase();
-    verdict.strip_prefix("no").is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric()))
-}
 
 /// `code` (the document's lines `target.lines`) with each line's 1-based number in front.
 pub fn numbered(code: &str, first_line: usize) -> String {
@@ -128,43 +92,6 @@ mod tests {
         ];
         for (code, first, expected) in table {
             assert_eq!(numbered(code, first), expected, "{code:?}");
-        }
-    }
-
-    #[test]
-    fn a_second_look_continues_the_review_and_asks_about_one_finding() {
-        let target = Target { start: 0, end: 20, kind: "function", lines: (0, 1) };
-        let context = Context { path: "a.py", language_id: "python", imports: &[], definitions: &[] };
-        let review = review_prompt(&target, "def f(x):\n    return x\n", None, &context, 4096, &Estimate);
-        let answer = "{\"findings\": [{\"line\": 2}]}\n";
-        let Some(Prompt::Chat { messages, answer_prefix }) = second_look_prompt(&review, answer, 2, 3, "Wrong.") else {
-            panic!("a chat prompt")
-        };
-        let Prompt::Chat { messages: asked, .. } = &review else { panic!("a chat prompt") };
-        assert_eq!(messages[..asked.len()], asked[..], "the review's conversation first, unchanged");
-        assert_eq!(messages[asked.len()].role, "assistant");
-        assert_eq!(messages[asked.len()].content, answer.trim());
-        let question = &messages[asked.len() + 1].content;
-        assert!(question.contains("lines 2-3: \"Wrong.\""), "{question}");
-        assert!(question.ends_with("Answer yes or no."), "{question}");
-        assert_eq!(answer_prefix, "");
-        assert!(second_look_prompt(&Prompt::Infill { prefix: "a".into(), suffix: "b".into() }, "", 1, 1, "m").is_none());
-    }
-
-    #[test]
-    fn only_a_plain_no_rejects_a_finding() {
-        let table = [
-            ("no", true),
-            (" No.", true),
-            ("NO, it is fine", true),
-            ("yes", false),
-            ("Yes, line 3 is wrong", false),
-            ("Nothing is wrong", false),
-            ("not sure", false),
-            ("", false),
-        ];
-        for (verdict, expected) in table {
-            assert_eq!(rejected(verdict), expected, "{verdict:?}");
         }
     }
 

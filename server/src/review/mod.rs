@@ -15,8 +15,7 @@ use crate::explain::{build_prompt, context_room, ExplainError, Request};
 use crate::postprocess::findings::{self, Finding};
 use crate::postprocess::syntax::Errors;
 use crate::prompt::explain::{self, Target};
-use crate::prompt::review::{self as review_prompt, GRAMMAR, VERDICT_GRAMMAR};
-use crate::prompt::Prompt;
+use crate::prompt::review::{self as review_prompt, GRAMMAR};
 
 pub use crate::postprocess::findings::{Category, Severity};
 
@@ -24,9 +23,6 @@ pub use crate::postprocess::findings::{Category, Severity};
 /// their longest quotes, messages and fixes) at about three characters a token, so that an answer ends
 /// by the grammar and parses. Answers that matter are a few hundred tokens.
 pub const ANSWER_TOKENS: u32 = 1280;
-
-/// Tokens a second look's verdict may take: "yes" or "no".
-const VERDICT_TOKENS: u32 = 4;
 
 /// Lines a part of a whole-file review holds at most (a longer definition is one part).
 const PART_LINES: usize = 120;
@@ -140,8 +136,6 @@ pub struct ReviewStats {
     /// Findings the model wrote, and those kept (anchored, in focus, fixes that parse).
     pub written: usize,
     pub kept: usize,
-    /// Findings dropped by their second look (the model, asked again, said they are not real).
-    pub rejected: usize,
     /// Answers that ended but were not one whole JSON value (a grammar-bound answer always is;
     /// a remote server may ignore the grammar).
     pub unparsed: usize,
@@ -174,7 +168,7 @@ pub async fn review(
             })
             .await?
         };
-        let mut job = Job::new(Priority::Background, prompt.clone(), ANSWER_TOKENS);
+        let mut job = Job::new(Priority::Background, prompt, ANSWER_TOKENS);
         job.grammar = grammar();
         job.document = Some(request.snapshot.uri.clone());
         let output = engine.generate(job, cancel.clone()).await?;
@@ -197,51 +191,11 @@ pub async fn review(
             output.text
         );
         stats.written += written.len();
-        for raw in &written {
-            let Some(finding) = keep(request, &text, &lines, part, raw) else { continue };
-            if second_look() && !confirmed(engine, request, &prompt, &output.text, raw, &cancel).await? {
-                stats.rejected += 1;
-                continue;
-            }
-            found.push(finding);
-        }
+        found.extend(written.iter().filter_map(|raw| keep(request, &text, &lines, part, raw)));
     }
     let found = findings::dedup(found);
     stats.kept = found.len();
     Ok((found, stats))
-}
-
-/// Whether each finding gets a second look, unless `MISTRAL_LSP_REVIEW_SECOND_LOOK=0` (a switch
-/// for measuring what it does: `bench/review_quality.py --systems lsp,lsp-once`).
-fn second_look() -> bool {
-    !std::env::var("MISTRAL_LSP_REVIEW_SECOND_LOOK").is_ok_and(|v| v == "0")
-}
-
-/// A second look at a finding: the model, shown its own review, is asked whether the finding is
-/// a real defect. Small models report the same "problem" on correct code as on buggy code, and
-/// a question about one finding, read after the whole answer, separates the two better than the
-/// first pass does. Only a "no" drops the finding; the job reuses the review's cached prompt.
-async fn confirmed(
-    engine: &Engine,
-    request: &Request,
-    review: &Prompt,
-    answer: &str,
-    raw: &findings::Raw,
-    cancel: &CancelToken,
-) -> Result<bool, ExplainError> {
-    let Some(prompt) = review_prompt::second_look_prompt(review, answer, raw.line, raw.end_line, &raw.message) else {
-        return Ok(true);
-    };
-    let mut job = Job::new(Priority::Background, prompt, VERDICT_TOKENS);
-    job.grammar = Some(VERDICT_GRAMMAR.to_owned());
-    job.document = Some(request.snapshot.uri.clone());
-    let output = engine.generate(job, cancel.clone()).await?;
-    if cancel.is_cancelled() {
-        return Err(ExplainError::Cancelled);
-    }
-    let rejected = review_prompt::rejected(&output.text);
-    tracing::debug!("second look at lines {}-{}: {:?}", raw.line, raw.end_line, output.text);
-    Ok(!rejected)
 }
 
 /// The findings grammar, unless `MISTRAL_LSP_REVIEW_GRAMMAR=0` (a switch for measuring what the
