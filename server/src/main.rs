@@ -66,47 +66,64 @@ fn main() -> ExitCode {
     };
     if let Command::Complete { file, line, column } = &args.command {
         let settings = mistral_lsp::config::Settings::resolve(&options);
-        return match runtime.block_on(mistral_lsp::cli::complete(&settings, file, *line, *column)) {
-            Ok(text) => answer(&text),
+        let code = match runtime.block_on(mistral_lsp::cli::complete(&settings, file, *line, *column)) {
+            Ok(text) => i32::from(answer(&text)),
             Err(message) => {
                 eprintln!("mistral-lsp: {message}");
-                ExitCode::FAILURE
+                1
             }
         };
+        end_process(code);
     }
     if let Command::Explain { file, line, end_line } = &args.command {
         let settings = mistral_lsp::config::Settings::resolve(&options);
         let explained = mistral_lsp::cli::explain(&settings, file, *line, *end_line, std::io::stdout());
-        return match runtime.block_on(explained) {
-            Ok(_) => ExitCode::SUCCESS,
+        let code = match runtime.block_on(explained) {
+            Ok(_) => 0,
             Err(message) => {
                 eprintln!("mistral-lsp: {message}");
-                ExitCode::FAILURE
+                1
             }
         };
+        end_process(code);
     }
     if let Command::Review(review) = &args.command {
         let settings = mistral_lsp::config::Settings::resolve(&options);
-        return match runtime.block_on(mistral_lsp::review::command::run(&settings, review)) {
+        let code = match runtime.block_on(mistral_lsp::review::command::run(&settings, review)) {
             Ok(outcome) => {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
-                if out.write_all(outcome.report.as_bytes()).and_then(|()| out.flush()).is_err() {
-                    return ExitCode::from(2);
+                match out.write_all(outcome.report.as_bytes()).and_then(|()| out.flush()) {
+                    Ok(()) => i32::from(outcome.failed),
+                    Err(_) => 2,
                 }
-                ExitCode::from(u8::from(outcome.failed))
             }
             Err(message) => {
                 eprintln!("mistral-lsp: {message}");
-                ExitCode::from(2)
+                2
             }
         };
+        end_process(code);
     }
     let session = lsp::Session::new(options, problems);
     let code = runtime.block_on(lsp::serve(tokio::io::stdin(), tokio::io::stdout(), session));
     tracing::info!("exiting with code {code}");
-    // Worker threads may be mid-generation; the process ends here regardless.
-    std::process::exit(code)
+    end_process(code)
+}
+
+/// Ends the process once a model may have been loaded, without running the C and C++ exit
+/// handlers: the engine thread may still be inside a llama.cpp call (a pre-warm job that started
+/// just before `exit`, a model being freed), and `exit()` tears down ggml's global backend state
+/// under it, which aborts the process (`pre-allocated tensor ... in a buffer (CPU_REPACK) that
+/// cannot run the operation`) and turns a clean exit into a crash. Our own output is flushed first;
+/// nothing else needs those handlers (logs are written unbuffered).
+#[allow(unsafe_code)]
+fn end_process(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes no pointers and never returns; skipping exit handlers is the point.
+    unsafe { libc::_exit(code) }
 }
 
 /// The `probe-model` command, run by the engine in a child process: exits 0 if llama.cpp reads
@@ -127,15 +144,15 @@ fn probe_model(path: std::path::PathBuf) -> ExitCode {
 /// Prints the settings table for editor clients to generate their settings from.
 fn print_schema() -> ExitCode {
     let schema = mistral_lsp::config::editor_schema();
-    answer(&serde_json::to_string_pretty(&schema).unwrap_or_default())
+    ExitCode::from(answer(&serde_json::to_string_pretty(&schema).unwrap_or_default()))
 }
 
 /// Writes a command's answer on stdout (never in server mode, where stdout is the LSP channel).
-fn answer(text: &str) -> ExitCode {
+fn answer(text: &str) -> u8 {
     use std::io::Write;
-    match writeln!(std::io::stdout(), "{text}") {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
+    match writeln!(std::io::stdout(), "{text}").and_then(|()| std::io::stdout().flush()) {
+        Ok(()) => 0,
+        Err(_) => 1,
     }
 }
 
@@ -149,7 +166,7 @@ fn fetch_model(spec: String, settings: &mistral_lsp::config::Settings) -> ExitCo
         }
     };
     match mistral_lsp::models::resolve_with_terminal_progress(&spec, &mistral_lsp::engine::fetch_options(settings)) {
-        Ok(path) => answer(&path.display().to_string()),
+        Ok(path) => ExitCode::from(answer(&path.display().to_string())),
         Err(err) => {
             eprintln!("mistral-lsp: {err}");
             ExitCode::FAILURE
