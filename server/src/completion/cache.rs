@@ -26,8 +26,16 @@ struct Shown {
 
 #[derive(Default)]
 pub struct Cache {
-    outputs: VecDeque<(u64, String)>,
+    outputs: VecDeque<(u64, Output)>,
     shown: HashMap<String, Shown>,
+}
+
+/// A model output kept for its prompt: the text after the stop rules, and whether a budget cut
+/// it before the model had finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub text: String,
+    pub unfinished: bool,
 }
 
 /// A hash of a prompt (and whatever else decides the output), for the output cache.
@@ -53,17 +61,17 @@ fn after(text: &Rope, start: usize) -> String {
 }
 
 impl Cache {
-    pub fn output(&mut self, key: u64) -> Option<String> {
+    pub fn output(&mut self, key: u64) -> Option<Output> {
         let at = self.outputs.iter().position(|(k, _)| *k == key)?;
         let entry = self.outputs.remove(at)?;
-        let text = entry.1.clone();
+        let output = entry.1.clone();
         self.outputs.push_back(entry);
-        Some(text)
+        Some(output)
     }
 
-    pub fn store_output(&mut self, key: u64, text: String) {
+    pub fn store_output(&mut self, key: u64, output: Output) {
         self.outputs.retain(|(k, _)| *k != key);
-        self.outputs.push_back((key, text));
+        self.outputs.push_back((key, output));
         while self.outputs.len() > CAPACITY {
             self.outputs.pop_front();
         }
@@ -131,12 +139,13 @@ mod tests {
     fn outputs_are_kept_in_lru_order() {
         let mut cache = Cache::default();
         for i in 0..CAPACITY as u64 + 5 {
-            cache.store_output(i, format!("out {i}"));
+            cache.store_output(i, Output { text: format!("out {i}"), unfinished: i % 2 == 0 });
         }
-        assert_eq!(cache.output(0), None);
-        assert_eq!(cache.output(10).as_deref(), Some("out 10"));
-        cache.store_output(999, "new".into());
-        assert_eq!(cache.output(10).as_deref(), Some("out 10"), "recently used entries survive");
+        let text = |cache: &mut Cache, key| cache.output(key).map(|o| (o.text, o.unfinished));
+        assert_eq!(text(&mut cache, 0), None);
+        assert_eq!(text(&mut cache, 10), Some(("out 10".into(), true)));
+        cache.store_output(999, Output { text: "new".into(), unfinished: false });
+        assert_eq!(text(&mut cache, 10), Some(("out 10".into(), true)), "recently used entries survive");
     }
 
     #[test]

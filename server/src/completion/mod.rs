@@ -200,7 +200,9 @@ async fn run(
             break;
         }
         let job = plan.attempt(attempt, &alternatives, settings, decision);
-        let Some((raw, generated, generation)) = output(cache, engine, &job, &plan.healed, &cancel).await? else {
+        let Some((cache::Output { text: raw, unfinished }, generated, generation)) =
+            output(cache, engine, &job, &plan.healed, &cancel).await?
+        else {
             // The prompt could not even be read in time (a slow machine, a busy server): another
             // attempt would wait as long again.
             tracing::debug!("the prompt budget ran out before a first token: no more attempts");
@@ -219,7 +221,9 @@ async fn run(
         if !alternatives.learn(raw, &generated, &plan) {
             break;
         }
-        let Some(suggestion) = finish(snapshot, cursor, decision, &plan.rules, plan.mode, raw) else { continue };
+        let Some(suggestion) = finish(snapshot, cursor, decision, &plan.rules, plan.mode, raw, unfinished) else {
+            continue;
+        };
         if ranking.add(attempt, suggestion) && !request.alternatives {
             break;
         }
@@ -378,16 +382,16 @@ impl Plan {
     }
 }
 
-/// A job's output, from the output cache or the engine: the text after the stop rules,
-/// everything generated, and how long generating took; `None` when the prompt budget ran out
-/// before a first token.
+/// A job's output, from the output cache or the engine: the text after the stop rules (and
+/// whether a budget cut it), everything generated, and how long generating took; `None` when the
+/// prompt budget ran out before a first token.
 async fn output(
     cache: &Mutex<cache::Cache>,
     engine: &Engine,
     job: &Job,
     healed: &str,
     cancel: &CancelToken,
-) -> Result<Option<(String, String, std::time::Duration)>, EngineError> {
+) -> Result<Option<(cache::Output, String, std::time::Duration)>, EngineError> {
     let variant = |required: &str| {
         format!("{}/{:?}/{required:?}/{:?}/{}", job.max_tokens, job.sampling, job.avoid, job.needs_content)
     };
@@ -399,7 +403,7 @@ async fn output(
     let cached = exact.or_else(|| {
         let unindented = cache::key(&job.prompt, &variant(""));
         let raw = cache.lock().output(unindented)?;
-        (healed.trim().is_empty() && speculate::indented_as(&raw, healed)).then_some(raw)
+        (healed.trim().is_empty() && speculate::indented_as(&raw.text, healed)).then_some(raw)
     });
     if let Some(raw) = cached {
         return Ok(Some((raw, String::new(), std::time::Duration::ZERO)));
@@ -412,9 +416,11 @@ async fn output(
         // Not the model's answer: nothing to keep for the next request with this prompt.
         return Ok(None);
     }
-    cache.lock().store_output(key, output.text.clone());
+    let unfinished = matches!(output.stop, StopReason::TimeBudget | StopReason::MaxTokens);
+    let kept = cache::Output { text: output.text, unfinished };
+    cache.lock().store_output(key, kept.clone());
     let generation = std::time::Duration::from_millis(output.stats.generation_ms);
-    Ok(Some((output.text, output.generated, generation)))
+    Ok(Some((kept, output.generated, generation)))
 }
 
 /// What alternatives must avoid: the first words of the answers so far, and a blank answer.
@@ -620,6 +626,7 @@ fn finish(
     rules: &postprocess::Context,
     mode: Mode,
     raw: &str,
+    unfinished: bool,
 ) -> Option<Suggestion> {
     let raw =
         if mode == Mode::Instruct && raw.contains("```") { postprocess::strip_chatter(raw) } else { raw.to_owned() };
@@ -633,7 +640,7 @@ fn finish(
         cursor
     };
     if let (Some(language), Some(tree)) = (snapshot.language, &snapshot.tree) {
-        text = postprocess::syntax::keep_valid(language, &snapshot.text, tree, cursor, end, &text);
+        text = postprocess::syntax::keep_valid(language, &snapshot.text, tree, cursor, end, &text, unfinished);
     }
     if text.trim().is_empty() {
         return None;
@@ -704,7 +711,7 @@ mod finish_tests {
                 .snapshot();
         let decision = decide::decide(&snapshot.text, snapshot.tree.as_ref(), cursor, Trigger::Invoked);
         let rules = postprocess_context(&snapshot, &decision);
-        finish(&snapshot, cursor, &decision, &rules, Mode::Native { spm: false }, raw)
+        finish(&snapshot, cursor, &decision, &rules, Mode::Native { spm: false }, raw, false)
             .map(|s| (s.text, s.end - s.start))
     }
 

@@ -115,10 +115,33 @@ pub fn cut_at_suffix_repeat(text: &str, context: &Context) -> Option<usize> {
         };
         if trimmed.len() >= 6 || next_matches {
             // Cut at the start of the repeating line, with the line break before it.
-            return Some(start.saturating_sub(1));
+            return Some(past_own_closers(text, start.saturating_sub(1), context));
         }
     }
     None
+}
+
+/// Moves a cut past the closing lines that follow it at once when they close what the candidate
+/// itself opened before the cut. Repeats are recognised on trimmed lines, and a line of closers
+/// (`}`, `});`) is the same everywhere: a rule that sees the code below (or above) start again
+/// at such a line would otherwise cut the candidate's own `}` and leave it open, and a candidate
+/// that does not parse is dropped whole. tokio's `registration.rs`: a match arm removed, the
+/// model wrote `Ok(ret) => {`, `return Ok(ret);`, `}` and then an arm that exists above.
+fn past_own_closers(text: &str, cut: usize, context: &Context) -> usize {
+    let balance = |line: &str| context.lexicon.bracket_balance(line);
+    let mut depth: i32 = text[..cut].split('\n').map(balance).sum();
+    let mut end = cut;
+    for (start, line) in complete_lines(text).into_iter().filter(|&(start, _)| start > cut) {
+        let code = line.trim();
+        let closers = !code.is_empty() && code.chars().all(|c| ")]};,".contains(c));
+        let after = depth + balance(line);
+        if depth <= 0 || !closers || after < 0 {
+            break;
+        }
+        depth = after;
+        end = start + line.len();
+    }
+    end
 }
 
 /// When the code below the cursor is a body whose header is missing (indented deeper than the
@@ -212,7 +235,7 @@ pub fn cut_at_prefix_repeat(text: &str, context: &Context) -> Option<usize> {
             continue;
         }
         if above.windows(2).any(|w| w[0] == first && w[1] == second) {
-            return Some(lines[index].0.saturating_sub(1));
+            return Some(past_own_closers(text, lines[index].0.saturating_sub(1), context));
         }
     }
     None

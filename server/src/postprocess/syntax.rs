@@ -10,6 +10,12 @@ use crate::syntax::{self, Language};
 /// Returns the longest prefix of `candidate` (whole lines, the first line at least) that, spliced
 /// in at `cursor` in place of `cursor..replace_end`, adds no error nodes. Empty if even the first
 /// line does.
+///
+/// A candidate that a budget cut before the model finished (`unfinished`) may end inside blocks
+/// it opened itself: when no prefix is valid as it stands, the longest one that would be valid
+/// with its open brackets closed is kept (a slow model cut 1.5 s after the first line of a new
+/// function or `if` would otherwise show nothing at all; the user accepts the start and the
+/// next completion goes on).
 pub fn keep_valid(
     language: Language,
     text: &Rope,
@@ -17,18 +23,25 @@ pub fn keep_valid(
     cursor: usize,
     replace_end: usize,
     candidate: &str,
+    unfinished: bool,
 ) -> String {
     let before = errors(tree.root_node());
-    let mut lines: Vec<&str> = candidate.split('\n').collect();
-    while !lines.is_empty() {
-        let attempt = lines.join("\n");
-        match errors_after(language, text, tree, cursor, replace_end, &attempt) {
-            Some(after) if after <= before => return attempt,
-            // Too large to parse: no judgement possible, keep the candidate as it is.
-            None => return attempt,
-            Some(_) => {
-                lines.pop();
-            }
+    // Too large to parse (`None`): no judgement possible, the candidate is kept as it is.
+    let valid =
+        |attempt: &str| errors_after(language, text, tree, cursor, replace_end, attempt).is_none_or(|e| e <= before);
+    let lines: Vec<&str> = candidate.split('\n').collect();
+    let prefixes = || (1..=lines.len()).rev().map(|n| lines[..n].join("\n"));
+    if let Some(whole) = prefixes().find(|attempt| valid(attempt)) {
+        return whole;
+    }
+    if unfinished {
+        let lexicon = crate::syntax::lexicon::lexicon(language.name());
+        let closed = |attempt: &str| {
+            let closers = lexicon.unclosed(attempt);
+            !closers.is_empty() && valid(&format!("{attempt}\n{closers}"))
+        };
+        if let Some(open) = prefixes().find(|attempt| closed(attempt)) {
+            return open;
         }
     }
     String::new()
@@ -181,14 +194,39 @@ mod tests {
 
     /// `$0` marks the cursor.
     fn check(language: Language, marked: &str, candidate: &str, expected: &str) {
+        check_cut(language, marked, candidate, false, expected);
+    }
+
+    /// As [`check`], for a candidate that a budget cut (`unfinished`) or the model ended.
+    fn check_cut(language: Language, marked: &str, candidate: &str, unfinished: bool, expected: &str) {
         let cursor = marked.find("$0").expect("no cursor marker");
         let text = Rope::from_str(&marked.replacen("$0", "", 1));
         let tree = syntax::parse(language, &text, None).unwrap();
         assert_eq!(
-            keep_valid(language, &text, &tree, cursor, cursor, candidate),
+            keep_valid(language, &text, &tree, cursor, cursor, candidate, unfinished),
             expected,
             "{marked:?} + {candidate:?}"
         );
+    }
+
+    #[test]
+    fn a_candidate_cut_by_a_budget_may_end_inside_blocks_it_opened() {
+        // tracing-subscriber's FilterMap, a method removed: 1.5 s after its first line the
+        // automatic request's budget cut the model inside the method.
+        let marked = "struct M {\n    bits: u64,\n}\n\nimpl M {\n$0\n}\n";
+        let candidate = "    fn set(&mut self, on: bool) {\n        if on {\n            self.bits |= 1;\n        } else {\n            self.bits = 0;\n        }";
+        check_cut(Language::Rust, marked, candidate, true, candidate);
+        // An answer the model ended itself is judged as it stands.
+        check_cut(Language::Rust, marked, candidate, false, "");
+        // A valid prefix wins over a longer unfinished one: the block the model went on to open
+        // after a whole method is left out.
+        let candidate = "    fn get(&self) -> u64 {\n        self.bits\n    }\n\n    fn set(&mut self) {";
+        check_cut(Language::Rust, marked, candidate, true, "    fn get(&self) -> u64 {\n        self.bits\n    }\n");
+        // Closing the brackets must make it valid: a half expression still goes.
+        check_cut(Language::Rust, marked, "    fn set(&mut self) {\n        self.bits = (1 <<", true, "    fn set(&mut self) {");
+        // Python: a call cut among its arguments.
+        let marked = "def f(items):\n    $0\n";
+        check_cut(Language::Python, marked, "total = sum(\n        item.size,\n        item.", true, "total = sum(\n        item.size,");
     }
 
     #[test]

@@ -161,6 +161,37 @@ fn restating_the_code_above_is_cut() {
 }
 
 #[test]
+fn a_repeat_cut_keeps_the_closing_lines_of_what_the_candidate_opened() {
+    // tokio's registration.rs, a match arm removed: the model writes another arm, closes it, and
+    // goes on with an arm that exists above (`}` then `Err(ref e) ... => {`, trimmed).
+    let mut ctx = context("", "", &["        }", "    }"], 12);
+    ctx.lexicon = crate::syntax::lexicon::lexicon("rust");
+    ctx.above = vec![
+        "                }".into(),
+        "                Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => {".into(),
+        "                    self.clear_readiness(ev);".into(),
+        "        match f() {".into(),
+    ];
+    let candidate = "            Ok(ret) => {\n                return Ok(ret);\n            }\n            Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => {\n";
+    assert_eq!(clean(candidate, &ctx), "            Ok(ret) => {\n                return Ok(ret);\n            }");
+    // tokio's coop/mod.rs: the candidate's `}` and the next one look like the `}`, `}` below.
+    let mut ctx = context("", "", &["            }", "        }", "    }"], 16);
+    ctx.lexicon = crate::syntax::lexicon::lexicon("rust");
+    let candidate = "                if budget.is_unconstrained() {\n                    return Poll::Pending;\n                }\n            }\n        }\n";
+    assert_eq!(
+        clean(candidate, &ctx),
+        "                if budget.is_unconstrained() {\n                    return Poll::Pending;\n                }"
+    );
+    // Closers beyond what the candidate opened belong to the code below: the cut stays.
+    let candidate = "                poll();\n            }\n        }\n";
+    assert_eq!(clean(candidate, &ctx), "                poll();");
+    // Python: a call the candidate opened over several lines keeps its `)`.
+    let mut ctx = context("", "", &[")", "return x"], 4);
+    ctx.above = vec![")".into(), "y = g(".into()];
+    assert_eq!(clean("    x = f(\n        1,\n    )\n    return x\n", &ctx), "    x = f(\n        1,\n    )");
+}
+
+#[test]
 fn a_first_line_that_is_the_line_above_again_is_cut() {
     // pygments/lexers/c_like.py, a class attribute removed: the model wrote the one above again.
     let mut ctx = context("    ", "", &["", "    tokens = {"], 4);

@@ -122,6 +122,24 @@ impl Lexicon {
         balance
     }
 
+    /// The closing brackets that the brackets `text` leaves open need, innermost first (outside
+    /// strings and comments, line by line); closers of brackets opened before `text` are ignored.
+    pub fn unclosed(&self, text: &str) -> String {
+        let mut open = Vec::new();
+        for line in text.split('\n') {
+            self.scan(line, |_, c| match c {
+                '(' => open.push(')'),
+                '[' => open.push(']'),
+                '{' => open.push('}'),
+                ')' | ']' | '}' => {
+                    open.pop();
+                }
+                _ => {}
+            });
+        }
+        open.iter().rev().collect()
+    }
+
     /// Whether the line opens a body: it ends with a body opener (`:` in Python, `{` in Rust) or
     /// an opening bracket, so that the next line goes one step deeper.
     pub fn opens_body(&self, line: &str) -> bool {
