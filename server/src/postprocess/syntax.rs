@@ -223,10 +223,22 @@ mod tests {
         let candidate = "    fn get(&self) -> u64 {\n        self.bits\n    }\n\n    fn set(&mut self) {";
         check_cut(Language::Rust, marked, candidate, true, "    fn get(&self) -> u64 {\n        self.bits\n    }\n");
         // Closing the brackets must make it valid: a half expression still goes.
-        check_cut(Language::Rust, marked, "    fn set(&mut self) {\n        self.bits = (1 <<", true, "    fn set(&mut self) {");
+        check_cut(
+            Language::Rust,
+            marked,
+            "    fn set(&mut self) {\n        self.bits = (1 <<",
+            true,
+            "    fn set(&mut self) {",
+        );
         // Python: a call cut among its arguments.
         let marked = "def f(items):\n    $0\n";
-        check_cut(Language::Python, marked, "total = sum(\n        item.size,\n        item.", true, "total = sum(\n        item.size,");
+        check_cut(
+            Language::Python,
+            marked,
+            "total = sum(\n        item.size,\n        item.",
+            true,
+            "total = sum(\n        item.size,",
+        );
     }
 
     #[test]
