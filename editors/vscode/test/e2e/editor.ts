@@ -104,7 +104,9 @@ export class Editor {
   async changeSettings(settings: Record<string, unknown>): Promise<void> {
     const page = this.page;
     await this.runCommand("Preferences: Open User Settings (JSON)", page.locator(".tab.active", { hasText: "settings.json" }));
-    await page.locator(".editor-instance .monaco-editor .view-lines").first().click();
+    // settings.json's own editor (other editors' lines can sit beneath it in the DOM), in its visible
+    // area: its lines scroll sideways past the margin once they are long.
+    await page.locator('.editor-instance[aria-label^="settings.json"] .editor-scrollable').click();
     await page.keyboard.press("Control+A");
     await page.keyboard.press("Delete");
     await page.keyboard.insertText(JSON.stringify(settings));

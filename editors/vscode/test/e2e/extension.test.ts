@@ -370,3 +370,56 @@ test("mistral-lsp: Explain streams into the side panel, which ends with the serv
   });
   assert.ok(streamed() - before >= 2, "the text arrived in pieces before the result");
 });
+
+/** The body of the explanation panel's page (each webview is an iframe holding the page's own iframe), once one shows `selector`. */
+async function panelWith(selector: string): Promise<Locator> {
+  return until(20_000, `the explanation panel to show ${selector}`, async () => {
+    const webviews = editor.page.locator("iframe.webview");
+    for (let i = 0; i < (await webviews.count()); i++) {
+      const body = webviews.nth(i).contentFrame().locator("iframe#active-frame").contentFrame().locator("body");
+      if (await body.locator(selector).isVisible().catch(() => false)) {
+        return body;
+      }
+    }
+    return undefined;
+  });
+}
+
+test("mistral-lsp: Stop in the explanation panel cancels the request, and the server streams no more", async () => {
+  const page = editor.page;
+  // 20 pieces a second apart: the explanation is still streaming when Stop is pressed.
+  await editor.changeSettings({ ...settings, "mistralLsp.model": "test:checksum?tokens=20&token_ms=1000" });
+  await status("mistral-lsp: ready").waitFor({ timeout: 60_000 });
+  await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "clamp.py" }).dblclick();
+  await page.locator('.editor-instance[aria-label^="clamp.py"] .view-lines').click();
+  const log = () => editor.extensionLog();
+  const streamed = () => log().split("Received notification 'mistral-lsp/explanation'").length - 1;
+  const cancels = () => log().split("Sending notification '$/cancelRequest'").length - 1;
+  const [notesBefore, cancelsBefore] = [streamed(), cancels()];
+  await editor.runCommand("mistral-lsp: Explain", page.locator(".tab", { hasText: "Explanation: clamp.py" }));
+  await until(20_000, "a first piece of the explanation", () => (streamed() > notesBefore ? true : undefined));
+
+  const body = await panelWith("#stop");
+  // The mouse leaves the tab it clicked, whose path tooltip can cover the panel.
+  const code = await page.locator('.editor-instance[aria-label^="clamp.py"] .editor-scrollable').boundingBox();
+  assert.ok(code, "clamp.py's editor on screen");
+  await page.mouse.move(code.x + code.width / 2, code.y + code.height / 2);
+  await page.locator(".context-view .hover-contents").waitFor({ state: "hidden", timeout: 10_000 });
+  await body.locator("#stop").click();
+  await (await panelWith("#text:has-text('Stopped.')")).locator("#stop").waitFor({ state: "hidden" });
+  await until(10_000, "the client to send $/cancelRequest", () => (cancels() > cancelsBefore ? true : undefined));
+  // Whatever was on its way settles; then nothing more comes (a job that ran on would send a piece a second).
+  let settled = streamed();
+  await until(10_000, "the notifications to settle", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const now = streamed();
+    const stable = now === settled;
+    settled = now;
+    return stable ? true : undefined;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  assert.equal(streamed(), settled, "no explanation notifications after the cancellation");
+  assert.ok(settled - notesBefore < 20, `the job stopped before its end (${settled - notesBefore} notifications)`);
+  assert.doesNotMatch(log().slice(log().lastIndexOf("Sending notification '$/cancelRequest'")), /"done": ?true/,
+    "the cancelled explanation never finished");
+});
