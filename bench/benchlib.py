@@ -378,6 +378,8 @@ class LspClient:
         self.status = None
         self._status_changed = threading.Condition()
         self.messages = []
+        # method -> callable(params), for the server's other notifications (called on the reader thread)
+        self.on_notification = {}
         self.encoding = "utf-16"
         self._closed = False
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
@@ -457,6 +459,8 @@ class LspClient:
                 self._status_changed.notify_all()
         elif method == "window/showMessage":
             self.messages.append(params.get("message", ""))
+        if method in self.on_notification:
+            self.on_notification[method](params)
 
     # -- API ---------------------------------------------------------------------------------
 

@@ -11,7 +11,12 @@ inline completion after Enter and after each word; the typing is undone before t
 of the file; while `mistral-lsp.review` runs on the whole file (each background command is
 started before the first request and, when it ends early, started again so that every request
 overlaps one; each phase has a server of its own). The table gives p50/p90 per phase and the ratio of the busy p50 to the idle p50
-(the explain issue asks for at most 1.5)."""
+(the explain issue asks for at most 1.5).
+
+Before the idle phase, on its server, each function of `--explain-functions` (three functions of
+30-36 lines by default) is explained once on an idle server (`mistral-lsp.explain` at the
+signature: the server picks the enclosing function): time to the first streamed text (the first
+`mistral-lsp/explanation` notification with text; the prompt read first) and to the result."""
 
 import argparse
 import os
@@ -98,6 +103,31 @@ def measure(client, text, rows, version, count):
     return times, version
 
 
+def explain_latency(client, text, names):
+    """(function, lines, seconds to the first streamed text, seconds to the result, characters) for
+    each function `def NAME(` of the file, explained one at a time."""
+    lines = text.split("\n")
+    rows = []
+    for name in names:
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"def {name}("))
+        end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()), len(lines))
+        length = len("\n".join(lines[start:end]).rstrip().split("\n"))
+        first = []
+        client.on_notification["mistral-lsp/explanation"] = \
+            lambda params: first.append(time.monotonic()) if params.get("text") and not first else None
+        position = {"line": start, "character": 4}
+        started = time.monotonic()
+        result = client.request("workspace/executeCommand", {"command": "mistral-lsp.explain", "arguments": [
+            {"uri": URI, "range": {"start": position, "end": position}}]}, timeout=900)
+        total = time.monotonic() - started
+        del client.on_notification["mistral-lsp/explanation"]
+        markdown = (result or {}).get("markdown", "")
+        rows.append((name, length, first[0] - started if first else None, total, len(markdown)))
+        log(f"  [explain {name}, {length} lines] first text {fmt(rows[-1][2], 2)} s, result {fmt(total, 2)} s, "
+            f"{len(markdown)} characters")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=benchlib.default_model(), help="GGUF model (default: the 0.5B test model)")
@@ -107,6 +137,8 @@ def main():
     parser.add_argument("--lsp-binary", default=os.path.join(benchlib.REPO, "target", "bench-lsp", "target", "release", "mistral-lsp"))
     parser.add_argument("--lsp-arg", action="append", default=[])
     parser.add_argument("--nice", type=int, default=5)
+    parser.add_argument("--explain-functions", default="ismount,relpath,commonpath",
+                        help="posixpath functions explained alone first, comma-separated ('' for none)")
     args = parser.parse_args()
     text = open(os.path.join(sysconfig.get_paths()["stdlib"], "posixpath.py"), encoding="utf-8").read()
     rows = spots(text, 8)
@@ -116,13 +148,15 @@ def main():
               ("explaining", ("mistral-lsp.explain", [{"uri": URI, "range": {
                   "start": {"line": function + 1, "character": 4}, "end": {"line": function + 1, "character": 4}}}])),
               ("reviewing", ("mistral-lsp.review", [{"uri": URI}]))]
-    results = {}
+    results, explained = {}, []
     try:
         # A server per phase: a background command still running cannot slow the next phase.
         for name, background in phases:
             client = benchlib.start_lsp(args, binary)
             try:
                 client.did_open(URI, text)
+                if name == "idle" and args.explain_functions:
+                    explained = explain_latency(client, text, args.explain_functions.split(","))
                 # A first request reads the file's prompt: not part of the phase.
                 _, version = measure(client, text, rows[-1:], 1, 1)
                 job = Background(client, *background) if background else None
@@ -146,6 +180,11 @@ def main():
     print(f"Completion latency while background jobs run, {os.path.basename(args.model)}, {args.threads} threads, "
           f"posixpath.py, automatic requests on a new line\n")
     print(table)
+    if explained:
+        print(f"\nExplaining a function alone (idle server, {os.path.basename(args.model)}, {args.threads} threads)\n")
+        print(markdown_table(["function", "lines", "first text s", "result s", "characters"],
+                             [[name, length, fmt(first, 2), fmt(total, 2), size]
+                              for name, length, first, total, size in explained]))
 
 
 if __name__ == "__main__":

@@ -109,8 +109,11 @@ def load_tasks(language):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def select(tasks, limit, seed):
-    """The first `limit` tasks, or with a seed a seeded sample of that many in dataset order."""
+def select(tasks, limit, seed, exclude=()):
+    """The first `limit` tasks, or with a seed a seeded sample of that many in dataset order; the
+    tasks of the earlier samples in `exclude` ((limit, seed) pairs) are left out first."""
+    excluded = {task["task_id"] for limit_seed in exclude for task in select(tasks, *limit_seed)}
+    tasks = [task for task in tasks if task["task_id"] not in excluded]
     if not limit or limit >= len(tasks):
         return tasks
     if seed is None:
@@ -603,6 +606,8 @@ def main():
     parser.add_argument("--languages", default="python,rust", help="comma-separated: python, rust (default both)")
     parser.add_argument("--limit", type=int, help="only N tasks per language: the first N, or a seeded sample with --seed")
     parser.add_argument("--seed", type=int, help="with --limit or --self-check: a seeded random sample instead of the first N")
+    parser.add_argument("--exclude-sample", action="append", default=[], metavar="LIMIT:SEED",
+                        help="leave out the tasks of an earlier run's `--limit LIMIT --seed SEED` sample, repeatable")
     parser.add_argument("--model", default=default_model(), help="GGUF model (default: Qwen2.5-Coder 1.5B Instruct Q4_K_M)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both (default 2)")
     parser.add_argument("--context-size", type=int, default=8192, help="context size for both (default 8192)")
@@ -623,6 +628,12 @@ def main():
     args = parser.parse_args()
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]
     languages, systems = split(args.languages), split(args.systems)
+    try:
+        exclude = [tuple(int(x) for x in pair.split(":")) for pair in args.exclude_sample]
+        if any(len(pair) != 2 for pair in exclude):
+            raise ValueError
+    except ValueError:
+        sys.exit("bench: --exclude-sample takes LIMIT:SEED, e.g. 12:5")
     for language in languages:
         if language not in LANGUAGES:
             sys.exit(f"bench: unknown language {language!r}; use python, rust")
@@ -644,6 +655,8 @@ def main():
 
     selection = (f"the first {args.limit or args.self_check}" if args.seed is None
                  else f"a sample of {args.limit or args.self_check} (seed {args.seed})") if (args.limit or args.self_check) else "all 164"
+    if exclude:
+        selection += " (leaving out the samples " + ", ".join(f"{limit}:{seed}" for limit, seed in exclude) + ")"
     if args.self_check:
         started = time.monotonic()
         records = self_check(args, languages)
@@ -671,7 +684,7 @@ def main():
     out = args.out or benchlib.default_results_path("explain-quality")
     meta = benchlib.run_metadata(args, lsp_info)
     meta.update({"benchmark": "humaneval-explain", "tasks": selection + " tasks per language", "limit": args.limit,
-                 "seed": args.seed, "explain_tokens": args.explain_tokens, "regenerate_tokens": args.regenerate_tokens})
+                 "seed": args.seed, "exclude_samples": exclude, "explain_tokens": args.explain_tokens, "regenerate_tokens": args.regenerate_tokens})
     records = []
     started = time.monotonic()
 
@@ -686,38 +699,41 @@ def main():
         for system in systems:
             explainers.append(LspExplainer(args, lsp_binary) if system == "lsp" else PlainExplainer(args, server))
         with tempfile.TemporaryDirectory(prefix="bench-explain-score-") as workdir:
-            for language in languages:
-                tasks = select(load_tasks(language), args.limit, args.seed)
-                for index, task in enumerate(tasks):
-                    code, line = explained_code(task, language)
-                    name = function_name(task, language)
-                    for explainer in explainers:
-                        record = {"language": language, "task_id": task["task_id"], "system": explainer.name,
-                                  "function": name, "line": line, "code": code,
-                                  "docstring_chars": len(task["docstring"])}
-                        record.update(explainer.explain(task, language, code, line))
-                        record["explanation_chars"] = len(record["explanation"])
-                        record["description"] = cut(record["explanation"], task)
-                        prompt = regenerate_prompt(record["description"], task, language)
-                        try:
-                            answer, seconds, finish = chat(server, prompt, args.regenerate_tokens)
-                            regen_error = None
-                        except (OSError, RuntimeError, ValueError, KeyError) as err:
-                            answer, seconds, finish, regen_error = "", None, None, str(err)
-                        generated = extract_code(answer, language, name)
-                        function, passed, error = score(task, language, generated, workdir)
-                        record.update({"regenerate_prompt": prompt, "regenerate_answer": answer,
-                                       "regenerate_finish": finish, "regenerate_s": seconds,
-                                       "regenerate_error": regen_error, "regenerated_code": function,
-                                       "passed": passed, "error": error, "load1": round(os.getloadavg()[0], 2)})
-                        records.append(record)
-                        explain_s = record["explain_s"]
-                        log(f"  [{explainer.name} {index + 1}/{len(tasks)} {task['task_id']}] "
-                            f"{'PASS' if passed else 'fail'}; explanation {record['explanation_chars']} chars "
-                            f"(cut {len(record['description'])}) in {fmt(explain_s, 1)} s, regenerated in "
-                            f"{fmt(seconds, 1)} s" + (f"; {error}" if error else "")
-                            + (f"; explain error: {record['explain_error']}" if record["explain_error"] else ""))
-                    checkpoint()
+            # Languages take turns task by task, so that a run stopped early has both.
+            chosen = {language: select(load_tasks(language), args.limit, args.seed, exclude) for language in languages}
+            turns = sorted(((index, order, language, task) for order, language in enumerate(languages)
+                            for index, task in enumerate(chosen[language])), key=lambda turn: turn[:2])
+            for index, _, language, task in turns:
+                tasks = chosen[language]
+                code, line = explained_code(task, language)
+                name = function_name(task, language)
+                for explainer in explainers:
+                    record = {"language": language, "task_id": task["task_id"], "system": explainer.name,
+                              "function": name, "line": line, "code": code,
+                              "docstring_chars": len(task["docstring"])}
+                    record.update(explainer.explain(task, language, code, line))
+                    record["explanation_chars"] = len(record["explanation"])
+                    record["description"] = cut(record["explanation"], task)
+                    prompt = regenerate_prompt(record["description"], task, language)
+                    try:
+                        answer, seconds, finish = chat(server, prompt, args.regenerate_tokens)
+                        regen_error = None
+                    except (OSError, RuntimeError, ValueError, KeyError) as err:
+                        answer, seconds, finish, regen_error = "", None, None, str(err)
+                    generated = extract_code(answer, language, name)
+                    function, passed, error = score(task, language, generated, workdir)
+                    record.update({"regenerate_prompt": prompt, "regenerate_answer": answer,
+                                   "regenerate_finish": finish, "regenerate_s": seconds,
+                                   "regenerate_error": regen_error, "regenerated_code": function,
+                                   "passed": passed, "error": error, "load1": round(os.getloadavg()[0], 2)})
+                    records.append(record)
+                    explain_s = record["explain_s"]
+                    log(f"  [{explainer.name} {index + 1}/{len(tasks)} {task['task_id']}] "
+                        f"{'PASS' if passed else 'fail'}; explanation {record['explanation_chars']} chars "
+                        f"(cut {len(record['description'])}) in {fmt(explain_s, 1)} s, regenerated in "
+                        f"{fmt(seconds, 1)} s" + (f"; {error}" if error else "")
+                        + (f"; explain error: {record['explain_error']}" if record["explain_error"] else ""))
+                checkpoint()
     finally:
         for explainer in explainers:
             explainer.close()
