@@ -113,8 +113,12 @@ def explain_latency(client, text, names):
         end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()), len(lines))
         length = len("\n".join(lines[start:end]).rstrip().split("\n"))
         first = []
-        client.on_notification["mistral-lsp/explanation"] = \
-            lambda params: first.append(time.monotonic()) if params.get("text") and not first else None
+
+        def streamed(params, first=first, start=start):
+            # This function's explanation only: the last one's final notification can come after its result.
+            if params.get("text") and not first and params.get("range", {}).get("start", {}).get("line") == start:
+                first.append(time.monotonic())
+        client.on_notification["mistral-lsp/explanation"] = streamed
         position = {"line": start, "character": 4}
         started = time.monotonic()
         result = client.request("workspace/executeCommand", {"command": "mistral-lsp.explain", "arguments": [
@@ -133,7 +137,8 @@ def main():
     parser.add_argument("--model", default=benchlib.default_model(), help="GGUF model (default: the 0.5B test model)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--context-size", type=int, default=8192)
-    parser.add_argument("--requests", type=int, default=24, help="completion requests per phase (default 24)")
+    parser.add_argument("--requests", type=int, default=24,
+                        help="completion requests per phase (default 24; 0: only the explanations alone)")
     parser.add_argument("--lsp-binary", default=os.path.join(benchlib.REPO, "target", "bench-lsp", "target", "release", "mistral-lsp"))
     parser.add_argument("--lsp-arg", action="append", default=[])
     parser.add_argument("--nice", type=int, default=5)
@@ -157,6 +162,8 @@ def main():
                 client.did_open(URI, text)
                 if name == "idle" and args.explain_functions:
                     explained = explain_latency(client, text, args.explain_functions.split(","))
+                if not args.requests:
+                    break
                 # A first request reads the file's prompt: not part of the phase.
                 _, version = measure(client, text, rows[-1:], 1, 1)
                 job = Background(client, *background) if background else None
@@ -172,14 +179,15 @@ def main():
                 client.close()
     finally:
         os.remove(binary)
-    idle = percentile(results["idle"], 50)
+    idle = percentile(results["idle"], 50) if results else None
     table = markdown_table(
         ["phase", "requests", "p50 s", "p90 s", "p50 / idle p50"],
         [[name, len(times), fmt(percentile(times, 50), 2), fmt(percentile(times, 90), 2),
           fmt(percentile(times, 50) / idle if idle else None, 2)] for name, times in results.items()])
-    print(f"Completion latency while background jobs run, {os.path.basename(args.model)}, {args.threads} threads, "
-          f"posixpath.py, automatic requests on a new line\n")
-    print(table)
+    if results:
+        print(f"Completion latency while background jobs run, {os.path.basename(args.model)}, {args.threads} threads, "
+              f"posixpath.py, automatic requests on a new line\n")
+        print(table)
     if explained:
         print(f"\nExplaining a function alone (idle server, {os.path.basename(args.model)}, {args.threads} threads)\n")
         print(markdown_table(["function", "lines", "first text s", "result s", "characters"],
