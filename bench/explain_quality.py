@@ -624,6 +624,8 @@ def main():
     parser.add_argument("--self-check", type=int, metavar="N",
                         help="score the canonical and buggy solutions of N tasks per language, no model, and exit")
     parser.add_argument("--report", nargs="+", metavar="RESULTS.json", help="print the tables of earlier runs' result files")
+    parser.add_argument("--resume", metavar="RESULTS.json",
+                        help="go on with an earlier run of the same selection: its records are kept and its tasks skipped")
     parser.add_argument("--out", help="per-task records as JSON (default target/bench-results/explain-quality-DATE.json)")
     args = parser.parse_args()
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]
@@ -685,7 +687,8 @@ def main():
     meta = benchlib.run_metadata(args, lsp_info)
     meta.update({"benchmark": "humaneval-explain", "tasks": selection + " tasks per language", "limit": args.limit,
                  "seed": args.seed, "exclude_samples": exclude, "explain_tokens": args.explain_tokens, "regenerate_tokens": args.regenerate_tokens})
-    records = []
+    records = benchlib.load_reports([args.resume])[0] if args.resume else []
+    done = {(r["language"], r["task_id"], r["system"]) for r in records}
     started = time.monotonic()
 
     def checkpoint():
@@ -708,6 +711,8 @@ def main():
                 code, line = explained_code(task, language)
                 name = function_name(task, language)
                 for explainer in explainers:
+                    if (language, task["task_id"], explainer.name) in done:
+                        continue
                     record = {"language": language, "task_id": task["task_id"], "system": explainer.name,
                               "function": name, "line": line, "code": code,
                               "docstring_chars": len(task["docstring"])}
