@@ -242,7 +242,8 @@ struct Plan {
     /// Jobs to try at most, and suggestions wanted.
     attempts: usize,
     wanted: usize,
-    /// Alternatives begin with another word (else they are sampled: the user is mid-word).
+    /// Alternatives begin with another word (else they are sampled: the user is mid-word, or
+    /// the model is left to rewrite punctuation).
     other_words: bool,
 }
 
@@ -350,11 +351,13 @@ async fn plan(
     job.required_prefix = if healed.is_empty() { decision.indentation.clone() } else { healed.to_owned() };
     job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
     let other_words = healed.trim().is_empty();
-    // An automatic request tries another word when the first answer is dropped (it only
-    // repeated the code below, say) or leaves the code broken.
+    let mid_word = healed.chars().any(|c| c.is_alphanumeric() || c == '_');
+    // An automatic request tries another word (or, after healed punctuation, a sampled answer)
+    // when the first answer is dropped (it only repeated the code below, say) or leaves the code
+    // broken.
     let attempts = if request.alternatives {
         3
-    } else if other_words {
+    } else if !mid_word {
         REPAIR_ATTEMPTS
     } else {
         1
@@ -565,12 +568,21 @@ fn least_broken(
     (errors, Suggestion { text, end, ..suggestion })
 }
 
-/// Splits the cursor line's text into what the prompt shows and the trailing whitespace and
-/// partial word that the model is left to write.
+/// Trailing punctuation left to the model, at most: tokenizers merge short runs of it with what
+/// follows (`>,`, `":`, `()`, `.get`), and a prompt cut inside such a run makes the model avoid
+/// the merged token with odd text (a fullwidth comma after `Sender<T>`).
+const HEALED_PUNCTUATION: usize = 3;
+
+/// Splits the cursor line's text into what the prompt shows and the text that the model is left
+/// to write: trailing whitespace and a partial word, or else a short run of punctuation.
 pub fn heal_split(line_before: &str) -> (&str, &str) {
     let without_word = line_before.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
     let without_space = without_word.trim_end_matches([' ', '\t']);
-    let cut = if without_word.len() == line_before.len() {
+    let cut = if without_word.len() == line_before.len() && without_space.len() == line_before.len() {
+        // Neither: the last few punctuation marks are.
+        let without_marks = line_before.trim_end_matches(|c: char| c.is_ascii_punctuation());
+        without_marks.len().max(line_before.len().saturating_sub(HEALED_PUNCTUATION))
+    } else if without_word.len() == line_before.len() {
         // No partial word: only trailing whitespace is healed.
         without_space.len()
     } else if without_word.len() == without_space.len() {
@@ -653,14 +665,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn healing_splits_off_trailing_space_and_partial_words() {
+    fn healing_splits_off_trailing_space_and_partial_words_or_punctuation() {
         let cases = [
             ("    return ", ("    return", " ")),
             ("    ", ("", "    ")),
             ("    ret", ("", "    ret")),
             ("x = foo(a, b", ("x = foo(a,", " b")),
-            ("x = foo(", ("x = foo(", "")),
             ("", ("", "")),
+            // Punctuation that the next token may merge with.
+            ("x = foo(", ("x = foo", "(")),
+            ("fn watch(tx: Sender<T>", ("fn watch(tx: Sender<T", ">")),
+            ("    d = {\"path\"", ("    d = {\"path", "\"")),
+            ("    self.", ("    self", ".")),
+            ("    if x == y {", ("    if x == y ", "{")),
+            // A run: its last three marks.
+            ("    f(x)]);", ("    f(x)", "]);")),
+            // A partial word after punctuation: the word alone, as before.
+            ("s = 'é", ("s = '", "é")),
+            // Not ASCII punctuation: left in the prompt.
+            ("x = «", ("x = «", "")),
         ];
         for (line, expected) in cases {
             assert_eq!(heal_split(line), expected, "{line:?}");
