@@ -624,6 +624,56 @@ class LlamaServer:
             raise RuntimeError(f"llama-server {path}: HTTP {response.status}: {data[:300]!r}")
         return json.loads(data.decode("utf-8"))
 
+    def chat_stream(self, body, enough, timeout=300):
+        """A streamed `/v1/chat/completions`: the text so far is passed to `enough` after each
+        piece, and the connection is closed (llama-server then cancels the generation) once it
+        returns True. Returns (text, finish_reason), finish_reason "stopped" for such an early end."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        text, finish = "", None
+        try:
+            conn.request("POST", "/v1/chat/completions", body=json.dumps({**body, "stream": True}).encode("utf-8"),
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            if response.status != 200:
+                raise RuntimeError(f"llama-server chat: HTTP {response.status}: {response.read()[:300]!r}")
+            for raw in response:
+                line = raw.decode("utf-8").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                choice = json.loads(data)["choices"][0]
+                text += (choice.get("delta") or {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if finish:
+                    continue
+                if enough(text):
+                    finish = "stopped"
+                    break
+        finally:
+            conn.close()
+        if finish == "stopped":
+            self.wait_idle()
+        return text, finish
+
+    def wait_idle(self, timeout=120):
+        """Waits until no slot is busy: a closed stream's generation is cancelled a moment later,
+        and a request sent before that would take another slot or share its batches, which changes
+        the numbers and so greedy answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                conn.request("GET", "/slots")
+                slots = json.loads(conn.getresponse().read().decode("utf-8"))
+            finally:
+                conn.close()
+            if not any(slot.get("is_processing") for slot in slots):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"llama-server still busy {timeout} s after a stream was closed")
+
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 

@@ -31,6 +31,12 @@ Data: /work/shared/bench/humanevalpack/{python,rust}.jsonl.gz (164 tasks each). 
    scratch crate (target/explain-bench/scratch, with rand 0.7, regex 1 and md5 0.7) under
    `cargo test`. pass@1 (greedy) is the share of tasks whose tests pass.
 
+Answers are streamed and stopped as soon as more text could not change what is scored: an
+explanation once its kept text (the summary paragraph, or the plain answer) has ended or has
+passed the docstring's length, a regeneration once a closed code block defines the function.
+Greedy decoding makes that lossless (the same pass@1 in about half the time), but the explain and
+regenerate times of stopped answers are not measured: `--whole-answers` times them.
+
 One llama-server (`-m MODEL -t THREADS -c CONTEXT`) serves `plain` and every regeneration;
 mistral-lsp loads its own copy of the model for each explanation. `--self-check N` scores the
 canonical solution (expected: all pass) and the buggy one (expected: nearly none) of N tasks
@@ -47,6 +53,7 @@ import json
 import os
 import random
 import re
+import select as io_select
 import shutil
 import signal
 import subprocess
@@ -157,9 +164,9 @@ def parts(task, language):
 # Explanations
 
 
-def summary_paragraph(markdown):
-    """The first paragraph of prose: leading headings, blank lines and code fences skipped, up to
-    the first blank line (or fence)."""
+def summary_state(markdown):
+    """(paragraph, ended): the first paragraph of prose (leading headings, blank lines and code
+    fences skipped, up to the first blank line or fence), and whether that end has been seen."""
     paragraph, fence = [], False
     for line in markdown.replace("\r\n", "\n").split("\n"):
         stripped = line.strip()
@@ -173,9 +180,36 @@ def summary_paragraph(markdown):
                 fence = True
                 continue
         elif not stripped or stripped.startswith("```"):
-            break
+            return "\n".join(paragraph).strip(), True
         paragraph.append(line.rstrip())
-    return "\n".join(paragraph).strip()
+    return "\n".join(paragraph).strip(), False
+
+
+def summary_paragraph(markdown):
+    return summary_state(markdown)[0]
+
+
+def summary_settled(markdown, limit):
+    """Whether more text could no longer change the first `limit` characters of the summary
+    paragraph of a streamed `markdown` (the paragraph has ended, or a line of prose that has begun
+    already takes it past `limit`); only whole lines are judged, so that a partial `#` or fence line
+    is not taken for prose."""
+    whole, partial = markdown.rpartition("\n")[0::2]
+    paragraph, ended = summary_state(whole)
+    if ended:
+        return True
+    if partial and (not partial.strip() or partial.lstrip().startswith(("#", "`"))):
+        return False
+    return len(summary_paragraph(markdown)) > limit
+
+
+def text_settled(text, limit):
+    """Whether more text could no longer change `text.strip()[:limit]`."""
+    return len(text.strip()) > limit
+
+
+def closed_blocks(answer):
+    return [m.group(1) for m in re.finditer(r"```[^\n`]*\n(.*?)```", answer, re.S)]
 
 
 def cut(explanation, task):
@@ -208,7 +242,7 @@ class LspExplainer:
         self.log_path, self._log = benchlib.open_log("explain-lsp")
         self.workdir = tempfile.mkdtemp(prefix="bench-explain-")
 
-    def explain(self, task, language, code, line):
+    def explain(self, task, language, code, line, enough=lambda markdown: False):
         folder = os.path.join(self.workdir, re.sub(r"\W", "_", task["task_id"]))
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "solution." + LANGUAGES[language][1])
@@ -224,12 +258,7 @@ class LspExplainer:
         with open(stderr_path, "wb") as err:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                                     start_new_session=True)
-            try:
-                out, _ = proc.communicate(timeout=EXPLAIN_TIMEOUT_S)
-                error = None if proc.returncode == 0 else f"exit status {proc.returncode}"
-            except subprocess.TimeoutExpired:
-                benchlib.stop_process(proc)
-                out, error = proc.stdout.read() if proc.stdout else b"", f"timed out after {EXPLAIN_TIMEOUT_S} s"
+            out, error, stopped = read_until(proc, enough, EXPLAIN_TIMEOUT_S)
         wall = time.monotonic() - started
         ended_wall = started_wall + wall
         stderr = benchlib.read_text(stderr_path)
@@ -240,23 +269,55 @@ class LspExplainer:
         for log_line in stderr.splitlines():
             if "model ready" in log_line:
                 ready = log_time(log_line)
-        explain_s = ended_wall - ready if ready and started_wall - 1 <= ready <= ended_wall else None
+        explain_s = ended_wall - ready if ready and started_wall - 1 <= ready <= ended_wall and not stopped else None
         markdown = out.decode("utf-8", errors="replace")
         if error:
             tail = [x for x in stderr.splitlines() if x.strip()][-3:]
             error += ": " + " | ".join(tail)[-500:]
         return {"answer": markdown, "explanation": summary_paragraph(markdown), "explain_s": explain_s,
-                "explain_wall_s": round(wall, 3), "explain_error": error}
+                "explain_wall_s": round(wall, 3), "explain_error": error, "explain_stopped": stopped}
 
     def close(self):
         self._log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def chat(server, content, max_tokens):
-    """One greedy user turn through llama-server's OpenAI-style chat endpoint."""
-    body = {"messages": [{"role": "user", "content": content}], "max_tokens": max_tokens, **benchlib.LLAMA_GREEDY}
+def read_until(proc, enough, timeout):
+    """(stdout, error, stopped): the process's output until it exits, or until `enough(text so
+    far)` says more could not change what is kept (the process is then killed: stopped)."""
+    out, deadline = b"", time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            benchlib.stop_process(proc)
+            return out, f"timed out after {timeout} s", False
+        ready, _, _ = io_select.select([fd], [], [], min(left, 5))
+        if not ready:
+            continue
+        piece = os.read(fd, 65536)
+        if not piece:
+            proc.wait()
+            return out, None if proc.returncode == 0 else f"exit status {proc.returncode}", False
+        out += piece
+        if enough(out.decode("utf-8", errors="ignore")):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return out, None, True
+
+
+def chat(server, content, max_tokens, enough=None):
+    """One greedy user turn through llama-server's OpenAI-style chat endpoint; with `enough`,
+    streamed and ended once `enough(text so far)` (finish reason "stopped")."""
+    # No reuse of an earlier request's cached prompt: the evaluation of the same prompt then
+    # depends on which requests came before (how much of it was cached, in which slot), and a
+    # greedy answer can change with that history.
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": max_tokens, "cache_prompt": False,
+            **benchlib.LLAMA_GREEDY}
     started = time.monotonic()
+    if enough:
+        text, finish = server.chat_stream(body, enough, timeout=REQUEST_TIMEOUT_S)
+        return text, time.monotonic() - started, finish
     reply = server.post("/v1/chat/completions", body, timeout=REQUEST_TIMEOUT_S)
     text = reply["choices"][0]["message"].get("content") or ""
     return text, time.monotonic() - started, reply["choices"][0].get("finish_reason")
@@ -270,16 +331,19 @@ class PlainExplainer:
     def __init__(self, args, server):
         self.args, self.server = args, server
 
-    def explain(self, task, language, code, line):
+    def explain(self, task, language, code, line, enough=None):
         fence = language
         content = f"Explain this code:\n\n```{fence}\n{code.rstrip()}\n```"
+        finish = None
         try:
-            text, seconds, _ = chat(self.server, content, self.args.explain_tokens)
+            text, seconds, finish = chat(self.server, content, self.args.explain_tokens, enough)
             error = None
         except (OSError, RuntimeError, ValueError, KeyError) as err:
             text, seconds, error = "", None, str(err)
-        return {"answer": text, "explanation": text.strip(), "explain_s": seconds,
-                "explain_wall_s": round(seconds, 3) if seconds is not None else None, "explain_error": error}
+        stopped = finish == "stopped"
+        return {"answer": text, "explanation": text.strip(), "explain_s": None if stopped else seconds,
+                "explain_wall_s": round(seconds, 3) if seconds is not None else None, "explain_error": error,
+                "explain_stopped": stopped}
 
     def close(self):
         pass
@@ -305,7 +369,7 @@ def defines(code, language, name):
 def extract_code(answer, language, name):
     """The first fenced block that defines the function, else the first block, else the text
     after an unclosed fence, else the whole answer."""
-    blocks = [m.group(1) for m in re.finditer(r"```[^\n`]*\n(.*?)```", answer, re.S)]
+    blocks = closed_blocks(answer)
     for block in blocks:
         if defines(block, language, name):
             return block
@@ -541,7 +605,7 @@ def summarize(records):
             if not rs:
                 continue
             rows.append([system, len(rs), fmt(share(r["passed"] for r in rs)),
-                         fmt(benchlib.mean(r["explanation_chars"] for r in rs), 0),
+                         fmt(benchlib.mean(r["explanation_chars"] for r in rs if not r.get("explain_stopped")), 0),
                          fmt(benchlib.mean(r["docstring_chars"] for r in rs), 0),
                          fmt(percentile([r["explain_s"] for r in rs], 50), 1),
                          fmt(percentile([r["regenerate_s"] for r in rs], 50), 1),
@@ -551,7 +615,9 @@ def summarize(records):
                   "explain p50 s", "regenerate p50 s", "empty explanations", "request errors"]
         tables.append(f"**{LANGUAGES[language][0]}**\n\n" + markdown_table(header, rows))
     notes = ("explain s: `lsp` from the model's `model ready` log line to the process's exit (its load "
-             "and speed probe excluded; `explain_wall_s` in the records has them), `plain` the request.\n"
+             "and speed probe excluded; `explain_wall_s` in the records has them), `plain` the request. Answers "
+             "stopped once more text could not change the score (the default; `--whole-answers` to time them) count "
+             "in pass@1 but not in the chars and times columns.\n"
              + PAPER_ANCHORS)
     return "\n\n".join(tables) + "\n\n" + notes
 
@@ -620,6 +686,11 @@ def main():
     parser.add_argument("--llama-server", default=benchlib.default_llama_server(),
                         help="llama-server binary (default target/llama-tools/llama-server)")
     parser.add_argument("--llama-server-arg", action="append", default=[], help="extra argument for llama-server, repeatable")
+    parser.add_argument("--whole-answers", action="store_true",
+                        help="generate every answer to its end; by default a stream is stopped once more text could "
+                             "not change what is scored (the explanation's cut, the first code block that defines the "
+                             "function), which gives the same pass@1 in about half the time but no explain/regenerate times")
+    parser.add_argument("--tasks", help="only these task ids (comma-separated, e.g. Python/3,Rust/12), within the selection")
     parser.add_argument("--nice", type=int, default=5, help="niceness of the model processes (default 5)")
     parser.add_argument("--self-check", type=int, metavar="N",
                         help="score the canonical and buggy solutions of N tasks per language, no model, and exit")
@@ -686,7 +757,7 @@ def main():
     out = args.out or benchlib.default_results_path("explain-quality")
     meta = benchlib.run_metadata(args, lsp_info)
     meta.update({"benchmark": "humaneval-explain", "tasks": selection + " tasks per language", "limit": args.limit,
-                 "seed": args.seed, "exclude_samples": exclude, "explain_tokens": args.explain_tokens, "regenerate_tokens": args.regenerate_tokens})
+                 "seed": args.seed, "exclude_samples": exclude, "whole_answers": args.whole_answers, "explain_tokens": args.explain_tokens, "regenerate_tokens": args.regenerate_tokens})
     records = benchlib.load_reports([args.resume])[0] if args.resume else []
     done = {(r["language"], r["task_id"], r["system"]) for r in records}
     started = time.monotonic()
@@ -704,6 +775,9 @@ def main():
         with tempfile.TemporaryDirectory(prefix="bench-explain-score-") as workdir:
             # Languages take turns task by task, so that a run stopped early has both.
             chosen = {language: select(load_tasks(language), args.limit, args.seed, exclude) for language in languages}
+            if args.tasks:
+                wanted = set(split(args.tasks))
+                chosen = {language: [t for t in tasks if t["task_id"] in wanted] for language, tasks in chosen.items()}
             turns = sorted(((index, order, language, task) for order, language in enumerate(languages)
                             for index, task in enumerate(chosen[language])), key=lambda turn: turn[:2])
             for index, _, language, task in turns:
@@ -716,19 +790,30 @@ def main():
                     record = {"language": language, "task_id": task["task_id"], "system": explainer.name,
                               "function": name, "line": line, "code": code,
                               "docstring_chars": len(task["docstring"])}
-                    record.update(explainer.explain(task, language, code, line))
+                    limit = len(task["docstring"])
+                    if args.whole_answers:
+                        settled = None
+                    elif explainer.name == "lsp":
+                        settled = lambda markdown, limit=limit: summary_settled(markdown, limit)
+                    else:
+                        settled = lambda text, limit=limit: text_settled(text, limit)
+                    record.update(explainer.explain(task, language, code, line, *([settled] if settled else [])))
                     record["explanation_chars"] = len(record["explanation"])
                     record["description"] = cut(record["explanation"], task)
                     prompt = regenerate_prompt(record["description"], task, language)
                     try:
-                        answer, seconds, finish = chat(server, prompt, args.regenerate_tokens)
+                        answer, seconds, finish = chat(
+                            server, prompt, args.regenerate_tokens,
+                            None if args.whole_answers else
+                            lambda text, name=name: any(defines(b, language, name) for b in closed_blocks(text)))
                         regen_error = None
                     except (OSError, RuntimeError, ValueError, KeyError) as err:
                         answer, seconds, finish, regen_error = "", None, None, str(err)
                     generated = extract_code(answer, language, name)
                     function, passed, error = score(task, language, generated, workdir)
                     record.update({"regenerate_prompt": prompt, "regenerate_answer": answer,
-                                   "regenerate_finish": finish, "regenerate_s": seconds,
+                                   "regenerate_finish": finish,
+                                   "regenerate_s": None if finish == "stopped" else seconds, "regenerate_wall_s": seconds,
                                    "regenerate_error": regen_error, "regenerated_code": function,
                                    "passed": passed, "error": error, "load1": round(os.getloadavg()[0], 2)})
                     records.append(record)
