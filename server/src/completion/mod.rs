@@ -579,9 +579,16 @@ pub fn heal_split(line_before: &str) -> (&str, &str) {
     let without_word = line_before.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
     let without_space = without_word.trim_end_matches([' ', '\t']);
     let cut = if without_word.len() == line_before.len() && without_space.len() == line_before.len() {
-        // Neither: the last few punctuation marks are.
+        // Neither: the last few punctuation marks are, with the blanks before them (` =`, ` ->`,
+        // ` "` are single tokens; a prompt that ends in a blank is as odd as one that ends inside
+        // a token).
         let without_marks = line_before.trim_end_matches(|c: char| c.is_ascii_punctuation());
-        without_marks.len().max(line_before.len().saturating_sub(HEALED_PUNCTUATION))
+        let marks = without_marks.len().max(line_before.len().saturating_sub(HEALED_PUNCTUATION));
+        if marks < line_before.len() {
+            line_before[..marks].trim_end_matches([' ', '\t']).len()
+        } else {
+            marks
+        }
     } else if without_word.len() == line_before.len() {
         // No partial word: only trailing whitespace is healed.
         without_space.len()
@@ -677,9 +684,15 @@ mod tests {
             ("fn watch(tx: Sender<T>", ("fn watch(tx: Sender<T", ">")),
             ("    d = {\"path\"", ("    d = {\"path", "\"")),
             ("    self.", ("    self", ".")),
-            ("    if x == y {", ("    if x == y ", "{")),
+            ("    if x == y {", ("    if x == y", " {")),
+            // With the blanks before them.
+            ("        ret =", ("        ret", " =")),
+            ("    def __bool__(self) ->", ("    def __bool__(self)", " ->")),
+            ("    }", ("", "    }")),
             // A run: its last three marks.
             ("    f(x)]);", ("    f(x)", "]);")),
+            ("    x = [1, 2] + [", ("    x = [1, 2] +", " [")),
+            ("    a =  b == c)))", ("    a =  b == c", ")))")),
             // A partial word after punctuation: the word alone, as before.
             ("s = 'é", ("s = '", "é")),
             // Not ASCII punctuation: left in the prompt.
