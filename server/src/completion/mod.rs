@@ -190,43 +190,52 @@ async fn run(
     let mut alternatives = Alternatives::default();
     let started = std::time::Instant::now();
     let mut last_generation = std::time::Duration::ZERO;
-    for attempt in 0..plan.attempts {
-        if attempt > 0 && !request.alternatives && !worth_repairing(started.elapsed(), last_generation) {
-            tracing::debug!(
-                "no time for another candidate: {} ms so far, the last generated for {} ms",
-                started.elapsed().as_millis(),
-                last_generation.as_millis()
-            );
-            break;
+    let mut tried = 0;
+    let mut stage = Some(&plan);
+    'stages: while let Some(current) = stage {
+        // A fallback after a suggestion begins with another word than it.
+        let first = usize::from(tried > 0 && !ranking.is_empty());
+        for attempt in first..current.attempts {
+            if tried > 0 && !request.alternatives && !worth_repairing(started.elapsed(), last_generation) {
+                tracing::debug!(
+                    "no time for another candidate: {} ms so far, the last generated for {} ms",
+                    started.elapsed().as_millis(),
+                    last_generation.as_millis()
+                );
+                break 'stages;
+            }
+            tried += 1;
+            let job = current.attempt(attempt, &alternatives, settings, decision);
+            let Some((cache::Output { text: raw, unfinished }, generated, generation)) =
+                output(cache, engine, &job, &current.healed, &cancel).await?
+            else {
+                // The prompt could not even be read in time (a slow machine, a busy server):
+                // another attempt would wait as long again.
+                tracing::debug!("the prompt budget ran out before a first token: no more attempts");
+                break 'stages;
+            };
+            last_generation = generation;
+            match generated.strip_prefix(raw.as_str()) {
+                Some("") => tracing::debug!("raw output: {raw:?}"),
+                Some(rest) => tracing::debug!("raw output: {raw:?} (cut before {rest:?})"),
+                None => tracing::debug!("raw output: {raw:?} (generated {generated:?})"),
+            }
+            let Some(raw) = unheal(&raw, &current.healed) else {
+                tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", current.healed);
+                continue;
+            };
+            if !alternatives.learn(raw, &generated, current) {
+                break 'stages;
+            }
+            let Some(suggestion) = finish(snapshot, cursor, decision, &current.rules, current.mode, raw, unfinished)
+            else {
+                continue;
+            };
+            if ranking.add(tried - 1, suggestion) && !request.alternatives {
+                break 'stages;
+            }
         }
-        let job = plan.attempt(attempt, &alternatives, settings, decision);
-        let Some((cache::Output { text: raw, unfinished }, generated, generation)) =
-            output(cache, engine, &job, &plan.healed, &cancel).await?
-        else {
-            // The prompt could not even be read in time (a slow machine, a busy server): another
-            // attempt would wait as long again.
-            tracing::debug!("the prompt budget ran out before a first token: no more attempts");
-            break;
-        };
-        last_generation = generation;
-        match generated.strip_prefix(raw.as_str()) {
-            Some("") => tracing::debug!("raw output: {raw:?}"),
-            Some(rest) => tracing::debug!("raw output: {raw:?} (cut before {rest:?})"),
-            None => tracing::debug!("raw output: {raw:?} (generated {generated:?})"),
-        }
-        let Some(raw) = unheal(&raw, &plan.healed) else {
-            tracing::debug!("the model did not continue the typed text {:?}: {raw:?}", plan.healed);
-            continue;
-        };
-        if !alternatives.learn(raw, &generated, &plan) {
-            break;
-        }
-        let Some(suggestion) = finish(snapshot, cursor, decision, &plan.rules, plan.mode, raw, unfinished) else {
-            continue;
-        };
-        if ranking.add(attempt, suggestion) && !request.alternatives {
-            break;
-        }
+        stage = current.fallback.as_deref();
     }
     Ok(ranking.best(plan.wanted))
 }
@@ -242,9 +251,11 @@ struct Plan {
     /// Jobs to try at most, and suggestions wanted.
     attempts: usize,
     wanted: usize,
-    /// Alternatives begin with another word (else they are sampled: the user is mid-word, or
-    /// the model is left to rewrite punctuation).
+    /// Alternatives begin with another word (else they are sampled: the user is mid-word).
     other_words: bool,
+    /// The plan whose attempts follow when this one's give no suggestion (healed punctuation
+    /// first, then the plan that leaves it in the prompt).
+    fallback: Option<Box<Plan>>,
 }
 
 /// Builds the prompt (window and cross-file context, off the async threads) and the job.
@@ -314,56 +325,68 @@ async fn plan(
         .await
         .map_err(|err| EngineError::Failed(format!("building the prompt failed: {err}")))?
     };
-    // Token healing: the prompt stops before the cursor line's trailing whitespace and partial
-    // word, which the model then writes itself with its natural tokens ("return" then " a",
-    // not "return " then "a"); the healed part is removed from its output again.
-    let (forced, healed) = heal_split(&decision.line_before);
-    window.line_before = forced.to_owned();
     let path = crate::documents::uri::display_path(&snapshot.uri, root);
     let repo = root.and_then(|r| r.file_name()).map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into());
-    let single_line = decision.scope == Scope::Line;
-    let parts = Parts {
-        window: &window,
-        path: &path,
-        language_id: &snapshot.language_id,
-        repo: &repo,
-        extras: &extras,
-        repo_tokens: model.has_repo_tokens,
+    let mut build = |punctuation: bool| {
+        // Token healing: the prompt stops before the cursor line's trailing whitespace and
+        // partial word (or punctuation), which the model then writes itself with its natural
+        // tokens ("return" then " a", not "return " then "a"); the healed part is removed from
+        // its output again.
+        let (forced, healed) = heal_split(&decision.line_before, punctuation);
+        window.line_before = forced.to_owned();
+        let parts = Parts {
+            window: &window,
+            path: &path,
+            language_id: &snapshot.language_id,
+            repo: &repo,
+            extras: &extras,
+            repo_tokens: model.has_repo_tokens,
+        };
+        let prompt = template::build(mode, &parts);
+        let rules = postprocess_context(snapshot, decision);
+        let stop_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
+        let single_line = decision.scope == Scope::Line;
+        let max_tokens = if single_line { budgets.max_tokens.min(LINE_MAX_TOKENS) } else { budgets.max_tokens };
+        let mut job = Job::new(priority, prompt, max_tokens);
+        if request.trigger == Trigger::Invoked && priority == Priority::Interactive {
+            // Asked for on purpose: a longer block is worth the wait.
+            job.budget.after_first_line = INVOKED_AFTER_FIRST_LINE;
+        }
+        job.budget = job.budget.scaled(settings.time_limit_scale);
+        job.sampling = settings.sampling;
+        job.document = Some(snapshot.uri.clone());
+        if mode == Mode::Instruct {
+            job.stop = vec!["```".into()];
+        }
+        // What the user typed is required. An empty line at column 0 takes the indentation the
+        // code around leaves no doubt about, as if typed (the engine writes it as the tokenizer
+        // would); otherwise indentation the user has not typed is left to the model.
+        job.required_prefix = if healed.is_empty() { decision.indentation.clone() } else { healed.to_owned() };
+        job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
+        let other_words = healed.trim().is_empty();
+        // An automatic request tries another word when the first answer is dropped (it only
+        // repeated the code below, say) or leaves the code broken.
+        let attempts = if request.alternatives {
+            3
+        } else if other_words {
+            REPAIR_ATTEMPTS
+        } else {
+            1
+        };
+        let wanted = if request.alternatives { 3 } else { 1 };
+        Plan { job, mode, healed: healed.to_owned(), rules, attempts, wanted, other_words, fallback: None }
     };
-    let prompt = template::build(mode, &parts);
-    let rules = postprocess_context(snapshot, decision);
-    let stop_rules = postprocess::Context { line_before: forced.to_owned(), ..rules.clone() };
-    let max_tokens = if single_line { budgets.max_tokens.min(LINE_MAX_TOKENS) } else { budgets.max_tokens };
-    let mut job = Job::new(priority, prompt, max_tokens);
-    if request.trigger == Trigger::Invoked && priority == Priority::Interactive {
-        // Asked for on purpose: a longer block is worth the wait.
-        job.budget.after_first_line = INVOKED_AFTER_FIRST_LINE;
+    let plain = build(false);
+    if heal_split(&decision.line_before, true) == heal_split(&decision.line_before, false) {
+        return Ok(plain);
     }
-    job.budget = job.budget.scaled(settings.time_limit_scale);
-    job.sampling = settings.sampling;
-    job.document = Some(snapshot.uri.clone());
-    if mode == Mode::Instruct {
-        job.stop = vec!["```".into()];
-    }
-    // What the user typed is required. An empty line at column 0 takes the indentation the code
-    // around leaves no doubt about, as if typed (the engine writes it as the tokenizer would);
-    // otherwise indentation the user has not typed is left to the model.
-    job.required_prefix = if healed.is_empty() { decision.indentation.clone() } else { healed.to_owned() };
-    job.stop_check = Some(StopCheck(Arc::new(move |text: &str| postprocess::stop_at(text, &stop_rules))));
-    let other_words = healed.trim().is_empty();
-    let mid_word = healed.chars().any(|c| c.is_alphanumeric() || c == '_');
-    // An automatic request tries another word (or, after healed punctuation, a sampled answer)
-    // when the first answer is dropped (it only repeated the code below, say) or leaves the code
-    // broken.
-    let attempts = if request.alternatives {
-        3
-    } else if !mid_word {
-        REPAIR_ATTEMPTS
-    } else {
-        1
-    };
-    let wanted = if request.alternatives { 3 } else { 1 };
-    Ok(Plan { job, mode, healed: healed.to_owned(), rules, attempts, wanted, other_words })
+    // Healed punctuation helps where the line goes on (`Sender<T` then `>,`), but where the line
+    // is complete the model takes the merged token that ends it (`()` then a line break, `):`
+    // before a `:` already there) and the answer is empty: then the plan without it is tried.
+    let mut healed = build(true);
+    healed.attempts = 1;
+    healed.fallback = Some(Box::new(plain));
+    Ok(healed)
 }
 
 impl Plan {
@@ -491,6 +514,10 @@ impl<'s> Ranking<'s> {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.ranked.is_empty()
+    }
+
     /// Fewest errors first; the model's order among equals.
     fn best(mut self, wanted: usize) -> Vec<Suggestion> {
         self.ranked.sort_by_key(|(left, _)| *left);
@@ -574,11 +601,13 @@ fn least_broken(
 const HEALED_PUNCTUATION: usize = 3;
 
 /// Splits the cursor line's text into what the prompt shows and the text that the model is left
-/// to write: trailing whitespace and a partial word, or else a short run of punctuation.
-pub fn heal_split(line_before: &str) -> (&str, &str) {
+/// to write: trailing whitespace and a partial word, or else (with `punctuation`) a short run of
+/// punctuation.
+pub fn heal_split(line_before: &str, punctuation: bool) -> (&str, &str) {
     let without_word = line_before.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
     let without_space = without_word.trim_end_matches([' ', '\t']);
-    let cut = if without_word.len() == line_before.len() && without_space.len() == line_before.len() {
+    let neither = without_word.len() == line_before.len() && without_space.len() == line_before.len();
+    let cut = if neither && punctuation {
         // Neither: the last few punctuation marks are, with the blanks before them (` =`, ` ->`,
         // ` "` are single tokens; a prompt that ends in a blank is as odd as one that ends inside
         // a token).
@@ -699,8 +728,14 @@ mod tests {
             ("x = «", ("x = «", "")),
         ];
         for (line, expected) in cases {
-            assert_eq!(heal_split(line), expected, "{line:?}");
+            assert_eq!(heal_split(line, true), expected, "{line:?}");
+            if !expected.1.contains(|c: char| c.is_ascii_punctuation()) || line.ends_with(char::is_alphanumeric) {
+                assert_eq!(heal_split(line, false), expected, "{line:?} without punctuation");
+            }
         }
+        // Without punctuation, the marks stay in the prompt.
+        assert_eq!(heal_split("x = foo(", false), ("x = foo(", ""));
+        assert_eq!(heal_split("    }", false), ("    }", ""));
     }
 
     #[test]
