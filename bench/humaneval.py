@@ -236,6 +236,7 @@ def main():
     benchlib.add_common_arguments(parser)
     parser.add_argument("--sets", default="single,multi,random", help="comma-separated: single, multi, random")
     parser.add_argument("--limit", type=int, help="only the first N tasks of each subset (quick runs)")
+    parser.add_argument("--tasks", help="only these task ids (comma-separated, e.g. RandomSpanInfilling/HumanEval/3/1)")
     args = parser.parse_args()
     systems = benchlib.parse_systems(args.systems)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -254,7 +255,7 @@ def main():
     lsp_binary, lsp_info = benchlib.snapshot_binary(args.lsp_binary) if uses_lsp else (None, None)
     out = args.out or benchlib.default_results_path("humaneval")
     meta = benchlib.run_metadata(args, lsp_info)
-    meta.update({"benchmark": "humaneval-infilling", "n_predict_llama_server": N_PREDICT, "limit": args.limit})
+    meta.update({"benchmark": "humaneval-infilling", "n_predict_llama_server": N_PREDICT, "limit": args.limit, "tasks": args.tasks})
     records = []
     started = time.monotonic()
 
@@ -266,6 +267,9 @@ def main():
         with tempfile.TemporaryDirectory(prefix="bench-humaneval-") as workdir:
             for name in sets:
                 tasks = load_tasks(name)[: args.limit] if args.limit else load_tasks(name)
+                if args.tasks:
+                    wanted = {x.strip() for x in args.tasks.split(",")}
+                    tasks = [task for task in tasks if task["task_id"] in wanted]
                 run_set(systems, name, tasks, args, lsp_binary, records, workdir, checkpoint)
                 checkpoint()
     finally:
