@@ -11,8 +11,9 @@ use crate::completion::context::definitions_used;
 use crate::config::Settings;
 use crate::documents::uri::display_path;
 use crate::documents::Snapshot;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, TextSink};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, State, StopCheck, TextSink};
 use crate::postprocess::doc_comment::doc_comment;
+use crate::postprocess::prose::cut_at_repeated_sentence;
 use crate::postprocess::syntax::Errors;
 use crate::prompt::explain::{self, DocSite, Target};
 use crate::prompt::{Counter, Estimate, Extra, Prompt};
@@ -119,6 +120,7 @@ pub async fn explain(
     let mut job = Job::new(Priority::Background, prompt, ANSWER_TOKENS);
     job.sampling = settings.sampling;
     job.on_text = Some(TextSink(Arc::new(move |text: &str| on_text(text))));
+    stop_loops(&mut job);
     let output = engine.generate(job, cancel.clone()).await?;
     if cancel.is_cancelled() {
         return Err(ExplainError::Cancelled);
@@ -128,6 +130,14 @@ pub async fn explain(
         return Err(ExplainError::Failed("the model wrote nothing".into()));
     }
     Ok(Explanation { target, markdown })
+}
+
+/// Ends a prose job where it starts to repeat a sentence: a model that loops would write the same
+/// sentences until the token cap, holding the background slot for nothing. The output (an
+/// explanation's last notification) ends before the repeat.
+fn stop_loops(job: &mut Job) {
+    job.stop_check = Some(StopCheck(Arc::new(cut_at_repeated_sentence)));
+    job.stop_check_every_token = true;
 }
 
 /// Tokens a function's documentation may take.
@@ -169,6 +179,7 @@ pub async fn document(
     };
     let mut job = Job::new(Priority::Background, prompt, DOC_TOKENS);
     job.sampling = settings.sampling;
+    stop_loops(&mut job);
     let output = engine.generate(job, cancel.clone()).await?;
     if cancel.is_cancelled() {
         return Err(ExplainError::Cancelled);

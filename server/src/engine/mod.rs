@@ -136,6 +136,9 @@ pub struct Job {
     pub stop: Vec<String>,
     /// Ends generation where this rule says, checked at every completed line.
     pub stop_check: Option<StopCheck>,
+    /// Run `stop_check` after every token, not only at line ends (prose loops inside a
+    /// paragraph).
+    pub stop_check_every_token: bool,
     /// The output must start with this text (token healing): the first tokens are the most
     /// likely ones consistent with it, whatever their boundaries.
     pub required_prefix: String,
@@ -167,6 +170,7 @@ impl Job {
             max_tokens,
             stop: Vec::new(),
             stop_check: None,
+            stop_check_every_token: false,
             required_prefix: String::new(),
             avoid: Vec::new(),
             needs_content: false,

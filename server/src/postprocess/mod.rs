@@ -6,6 +6,7 @@
 pub mod doc_comment;
 pub mod findings;
 pub mod layout;
+pub mod prose;
 pub mod syntax;
 
 use crate::syntax::indent_width;
