@@ -107,7 +107,8 @@ class LspReviewer:
         except ValueError:
             return {"findings": [], "review_s": seconds, "error": proc.stderr[-500:], "stats": stats}
         findings = [{"start": f["startLine"] - 1, "end": f["endLine"] - 1, "message": f["message"],
-                     "category": f["category"], "fix": f["fix"]} for f in report["findings"]]
+                     "category": f["category"], "fix": f["fix"], "fix_gain": f.get("fixGain")}
+                    for f in report["findings"]]
         return {"findings": findings, "review_s": seconds, "error": None, "stats": stats}
 
     def close(self):
@@ -174,7 +175,44 @@ def summarize(records):
                          fmt(share([r["fixed"] for r in rs])),
                          fmt(sum(len(r["buggy"]["findings"]) for r in rs) / len(rs), 2),
                          fmt(percentile(times, 50), 1)])
-    return markdown_table(header, rows) + "\n\n" + PAPER_ANCHORS
+    return markdown_table(header, rows) + "\n\n" + PAPER_ANCHORS + gain_table(records)
+
+
+def gain_table(records):
+    """What `lsp` would score if findings whose fix gain (`fixGain`: how much more likely the model
+    finds the code with the fix than without, natural log) is below a threshold were dropped, and
+    findings without a fix kept or dropped: read from runs with every finding kept
+    (`MISTRAL_LSP_REVIEW_MIN_GAIN=-inf`). The fix pass@1 column counts a task only if the finding
+    whose fix was tested survives."""
+    weighed = [r for r in records if r["system"] == "lsp"
+               and any(f.get("fix_gain") is not None for side in ("buggy", "clean") for f in r[side]["findings"])]
+    if not weighed:
+        return ""
+    header = ["language", "tasks", "min gain", "findings without a fix", "bug recall", "false alarms / clean file",
+              "fix pass@1"]
+    rows = []
+    for language in ("python", "rust"):
+        rs = [r for r in records if r["system"] == "lsp" and r["language"] == language]
+        if not rs:
+            continue
+        for without_fix in ("kept", "dropped"):
+            for threshold in (None, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0):
+                def survives(f):
+                    gain = f.get("fix_gain")
+                    if gain is None:
+                        return without_fix == "kept" or (f.get("fix") and threshold is None)
+                    return threshold is None or gain >= threshold
+
+                recall = [any(survives(f) and covers(f, r["bug_lines"]) for f in r["buggy"]["findings"]) for r in rs]
+                alarms = sum(sum(1 for f in r["clean"]["findings"] if survives(f)) for r in rs) / len(rs)
+                fixed = []
+                for r in rs:
+                    hit = [f for f in r["buggy"]["findings"] if covers(f, r["bug_lines"])]
+                    tested = next((f for f in hit if f.get("fix")), None)
+                    fixed.append(bool(r["fixed"] and tested and survives(tested)))
+                rows.append([language, len(rs), "none" if threshold is None else fmt(threshold, 1), without_fix,
+                             fmt(share(recall)), fmt(alarms, 2), fmt(share(fixed))])
+    return "\n\nIf findings were dropped by their fix gain (`lsp` only):\n\n" + markdown_table(header, rows)
 
 
 def grammar_speed(args, binary, languages):

@@ -345,7 +345,8 @@ fn the_real_model_reviews_python_and_rust_with_answers_that_parse() {
     server.shutdown();
 }
 
-/// The weakest model, through the command line: the grammar still gives JSON that parses.
+/// The weakest model, through the command line: the grammar still gives JSON that parses, and
+/// every fix shown was weighed.
 #[test]
 fn the_weakest_model_still_answers_in_json_that_parses() {
     let _turn = crate::harness::model_turn();
@@ -360,6 +361,11 @@ fn the_weakest_model_still_answers_in_json_that_parses() {
     for finding in report["findings"].as_array().unwrap() {
         let text = if finding["path"] == "b.py" { PY_BUGGY } else { RS };
         assert!(finding["endLine"].as_u64().unwrap() as usize <= text.lines().count(), "{finding}");
+        // The embedded engine shows a fix only if it finds it at least as likely as the code.
+        match finding["fix"].is_string() {
+            true => assert!(finding["fixGain"].as_f64().unwrap() >= 0.0, "{finding}"),
+            false => assert!(finding["fixGain"].is_null(), "{finding}"),
+        }
     }
     // Every answer is JSON, or was cut by the token budget inside a string that looped.
     assert!(err.contains("unparsed: 0") && !err.contains("unparsed: 1"), "{err}");

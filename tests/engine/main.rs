@@ -11,7 +11,7 @@ use mistral_lsp::engine::{
     Budget, CancelToken, Engine, EngineConfig, EngineError, Job, ModelSpec, Output, Priority, State, StopCheck,
     StopReason,
 };
-use mistral_lsp::prompt::{ChatMessage, Prompt};
+use mistral_lsp::prompt::{ChatMessage, Prompt, Segment};
 
 mod errors;
 mod gguf;
@@ -326,6 +326,49 @@ fn prompts_longer_than_the_context_are_trimmed() {
             .await
             .unwrap();
         assert!(output.stats.trimmed_tokens > 0);
+    });
+}
+
+/// A job that scores `text` after `before` (a review weighing a fix).
+fn score(before: &str, text: &str) -> Job {
+    let mut job = Job::new(Priority::Background, Prompt::Segments(vec![Segment::Text(before.into())]), 0);
+    job.score = Some(text.into());
+    job.budget = PATIENT;
+    job
+}
+
+#[test]
+fn a_scored_text_gets_its_log_probability_the_right_code_more_than_a_bug() {
+    let _turn = turn();
+    runtime().block_on(async {
+        let engine = qwen().await;
+        let before = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"";
+        let right = engine.generate(score(before, "\n    return a + b\n"), CancelToken::new()).await.unwrap();
+        let wrong = engine.generate(score(before, "\n    return a - b\n"), CancelToken::new()).await.unwrap();
+        let (right_p, wrong_p) = (right.log_prob.unwrap(), wrong.log_prob.unwrap());
+        assert!(right_p < 0.0 && wrong_p < right_p, "{right_p} {wrong_p}");
+        assert!((right.text.as_str(), right.stop) == ("", StopReason::MaxTokens), "{right:?}");
+        // The text before is read once: the second job decoded only what differs.
+        assert!(
+            wrong.stats.reused_tokens > 0 && wrong.stats.evaluated_tokens < right.stats.evaluated_tokens,
+            "{:?}",
+            wrong.stats
+        );
+        // The same text again, its prefix from the cache: the same score.
+        let again = engine.generate(score(before, "\n    return a + b\n"), CancelToken::new()).await.unwrap();
+        assert!((again.log_prob.unwrap() - right_p).abs() < 1e-3, "{again:?} {right_p}");
+        // A text of many batches (the scored ones are small), read within its budget.
+        let mut long = score(before, &format!("\n    return a + b\n\n\n{}", long_python()[..2000].trim_end()));
+        long.budget = Budget::for_priority(Priority::Background);
+        let long = engine.generate(long, CancelToken::new()).await.unwrap();
+        assert!(long.stop == StopReason::MaxTokens && long.stats.prompt_tokens > 400, "{long:?}");
+        assert!(long.log_prob.unwrap() < right_p, "{long:?}");
+        // A text longer than half the context is refused, and the engine goes on.
+        let long = long_python().repeat(3);
+        let refused = engine.generate(score(before, &long), CancelToken::new()).await;
+        assert!(matches!(refused, Err(EngineError::Unsupported(_))), "{refused:?}");
+        let after = engine.generate(score(before, "\n    return a + b\n"), CancelToken::new()).await.unwrap();
+        assert!(after.log_prob.is_some());
     });
 }
 

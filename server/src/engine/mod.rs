@@ -159,6 +159,10 @@ pub struct Job {
     /// A GBNF grammar the output must follow (review findings as JSON), rooted at `root`. The
     /// embedded engine and llama-server enforce it; other servers do not, so parse leniently.
     pub grammar: Option<String>,
+    /// Instead of generating, read this text after the prompt and report how likely the model
+    /// finds it ([`Output::log_prob`]): a review weighs a fix against the code it replaces. Only
+    /// the embedded engine can (servers do not give the log-probabilities of a prompt).
+    pub score: Option<String>,
 }
 
 impl Job {
@@ -179,6 +183,7 @@ impl Job {
             document: None,
             on_text: None,
             grammar: None,
+            score: None,
         }
     }
 }
@@ -215,13 +220,16 @@ pub struct Stats {
 }
 
 /// What a finished job produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Output {
     pub text: String,
     /// Everything generated, before a stop rule or stop string cut it.
     pub generated: String,
     pub stop: StopReason,
     pub stats: Stats,
+    /// For a job with [`Job::score`]: the natural log of the probability of that text after the
+    /// prompt, summed over its tokens.
+    pub log_prob: Option<f64>,
 }
 
 /// Why a job produced nothing.

@@ -187,6 +187,10 @@ impl Backend for TestBackend {
     type Running = Running;
 
     fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
+        if job.score.is_some() {
+            // Like a remote server: protocol tests see reviews whose fixes are not weighed.
+            return Err(EngineError::Unsupported("the test backend does not score text".into()));
+        }
         let (cursor, whole) = match &job.prompt {
             Prompt::Infill { prefix, suffix } => (prefix.len(), format!("{prefix}{suffix}")),
             Prompt::Segments(segments) => window_of(segments, &job.required_prefix),
@@ -216,6 +220,7 @@ impl Backend for TestBackend {
                 generated: running.text.clone(),
                 stop: StopReason::Cancelled,
                 stats: running.stats,
+                log_prob: None,
             }));
         }
         if running.prompt_steps > 0 {
@@ -232,6 +237,7 @@ impl Backend for TestBackend {
                 generated: running.text.clone(),
                 stop: if running.only_prompt { StopReason::MaxTokens } else { StopReason::EndOfText },
                 stats: running.stats,
+                log_prob: None,
             }));
         };
         std::thread::sleep(Duration::from_millis(self.token_ms));

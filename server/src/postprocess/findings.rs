@@ -77,7 +77,7 @@ pub struct Raw {
 }
 
 /// A finding anchored to the document.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     /// First and last line, 0-based, inclusive.
     pub lines: (usize, usize),
@@ -87,6 +87,9 @@ pub struct Finding {
     /// The text that replaces those whole lines (each ending in `\n`), if the model gave one that
     /// differs from them.
     pub fix: Option<String>,
+    /// How much more likely the model finds the code with `fix` in place than as written (the
+    /// difference of natural-log probabilities), where the review could weigh it.
+    pub fix_gain: Option<f32>,
 }
 
 /// The findings in an answer, in order, at most [`MAX_FINDINGS`]; whatever does not parse is
@@ -167,6 +170,7 @@ pub fn anchor(raw: &Raw, lines: &[&str], scope: (usize, usize)) -> Option<Findin
         severity: raw.severity,
         message: raw.message.clone(),
         fix,
+        fix_gain: None,
     })
 }
 
@@ -372,6 +376,7 @@ mod tests {
             severity: Severity::Error,
             message: "m".into(),
             fix: None,
+            fix_gain: None,
         };
         // (edit start, edit end, inserted) → where a finding on lines 5-6 ends up
         let table = [
@@ -394,8 +399,14 @@ mod tests {
 
     #[test]
     fn repeats_go_and_the_most_severe_come_first() {
-        let finding =
-            |lines, severity| Finding { lines, category: Category::Bug, severity, message: "m".into(), fix: None };
+        let finding = |lines, severity| Finding {
+            lines,
+            category: Category::Bug,
+            severity,
+            message: "m".into(),
+            fix: None,
+            fix_gain: None,
+        };
         let found = dedup(vec![
             finding((5, 5), Severity::Info),
             finding((1, 1), Severity::Error),

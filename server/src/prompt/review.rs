@@ -39,6 +39,42 @@ Answer with JSON only, in this shape: \
 {\"findings\": [{\"line\": 3, \"end_line\": 3, \"code\": \"...\", \"category\": \"bug\", \"severity\": \"error\", \
 \"message\": \"...\", \"fix\": \"...\"}]}";
 
+/// Lines read before a finding, at most, when its fix is weighed: the start of its function
+/// (signature and docstring) where that is near.
+const WEIGHED_BEFORE: usize = 100;
+/// Lines read after a finding's lines, at most: code that uses what the fix changes.
+const WEIGHED_AFTER: usize = 20;
+
+/// The texts that weigh a fix against the lines it replaces: the code before them, and what
+/// follows it as written and with the fix in place (the lines after them up to `scope`'s end
+/// included, so that what uses the changed lines counts too). The texts after begin with the
+/// line break that ends `before`, so that a tokenizer reads the indentation as it would in the
+/// whole file.
+pub struct FixVersions {
+    pub before: String,
+    pub original: String,
+    pub fixed: String,
+}
+
+/// See [`FixVersions`]: `lines` are the document's, `finding` and `scope` 0-based inclusive line
+/// ranges, `fix` whole lines each ending in `\n`. `None` when no line of `scope` comes before the
+/// finding's (nothing to read first).
+pub fn fix_versions(lines: &[&str], scope: (usize, usize), finding: (usize, usize), fix: &str) -> Option<FixVersions> {
+    let (first, last) = finding;
+    let start = scope.0.max(first.saturating_sub(WEIGHED_BEFORE));
+    if first == 0 || first > last || last >= lines.len() || start >= first {
+        return None;
+    }
+    let end = scope.1.min(last + WEIGHED_AFTER).min(lines.len() - 1).max(last);
+    let joined = |lines: &mut dyn Iterator<Item = &str>| lines.map(|line| format!("\n{line}")).collect::<String>();
+    let after = joined(&mut lines[last + 1..=end].iter().copied());
+    Some(FixVersions {
+        before: lines[start..first].join("\n"),
+        original: joined(&mut lines[first..=last].iter().copied()) + &after,
+        fixed: joined(&mut fix.lines()) + &after,
+    })
+}
+
 /// `code` (the document's lines `target.lines`) with each line's 1-based number in front.
 pub fn numbered(code: &str, first_line: usize) -> String {
     let lines: Vec<&str> = code.trim_end_matches('\n').split('\n').collect();
@@ -82,6 +118,47 @@ pub fn review_prompt(
 mod tests {
     use super::*;
     use crate::prompt::{Estimate, Prompt};
+
+    #[test]
+    fn a_fix_is_weighed_with_the_lines_before_and_after_it_in_scope() {
+        let lines = [
+            "import os",
+            "def f(xs):",
+            "    total = 0",
+            "    for x in xs:",
+            "        total -= x",
+            "    return total",
+            "",
+        ];
+        // (scope, finding, fix) -> (before, original, fixed)
+        let table = [
+            (
+                (1, 5),
+                (4, 4),
+                "        total += x\n",
+                Some((
+                    "def f(xs):\n    total = 0\n    for x in xs:",
+                    "\n        total -= x\n    return total",
+                    "\n        total += x\n    return total",
+                )),
+            ),
+            // Two lines replaced by one; the scope ends with them.
+            (
+                (0, 3),
+                (2, 3),
+                "    total = sum(xs)\n",
+                Some(("import os\ndef f(xs):", "\n    total = 0\n    for x in xs:", "\n    total = sum(xs)")),
+            ),
+            // Nothing before the finding to read.
+            ((0, 5), (0, 0), "import sys\n", None),
+            ((2, 5), (2, 2), "    total = 1\n", None),
+        ];
+        for (scope, finding, fix, expected) in table {
+            let got = fix_versions(&lines, scope, finding, fix);
+            let got = got.as_ref().map(|v| (v.before.as_str(), v.original.as_str(), v.fixed.as_str()));
+            assert_eq!(got, expected, "{finding:?} in {scope:?}");
+        }
+    }
 
     #[test]
     fn lines_are_numbered_from_the_targets_first_line() {

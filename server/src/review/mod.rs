@@ -10,12 +10,13 @@ pub mod diff;
 pub mod report;
 
 use crate::config::Settings;
-use crate::engine::{CancelToken, Engine, Job, Priority, StopReason};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, StopReason};
 use crate::explain::{build_prompt, context_room, ExplainError, Request};
 use crate::postprocess::findings::{self, Finding};
 use crate::postprocess::syntax::Errors;
 use crate::prompt::explain::{self, Target};
 use crate::prompt::review::{self as review_prompt, GRAMMAR};
+use crate::prompt::{Prompt, Segment};
 
 pub use crate::postprocess::findings::{Category, Severity};
 
@@ -26,6 +27,14 @@ pub const ANSWER_TOKENS: u32 = 1280;
 
 /// Lines a part of a whole-file review holds at most (a longer definition is one part).
 const PART_LINES: usize = 120;
+
+/// Where the engine can weigh fixes (the embedded one), a finding with a fix is kept only if the
+/// model finds the code with the fix at least this much more likely than as written (natural
+/// log): its own reading of the code must back the claim ("buggy code is unnatural"). Findings
+/// without a fix cannot be weighed and are kept: dropping them too took the 1.5B's recall on a
+/// HumanEvalFix sample to zero (bench/README.md, session 34). `MISTRAL_LSP_REVIEW_MIN_GAIN`
+/// overrides it for measurements (`-inf` weighs every fix and keeps every finding).
+const MIN_FIX_GAIN: f64 = 0.0;
 
 /// One prompt's worth of code to review.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +151,9 @@ pub struct ReviewStats {
     /// Answers cut short by the token or time budget (a model that loops inside a string): their
     /// complete findings are kept.
     pub truncated: usize,
+    /// Findings whose fixes were weighed against the code as written, and those dropped for it.
+    pub weighed: usize,
+    pub outweighed: usize,
     pub generated_tokens: usize,
     pub generation: Duration,
 }
@@ -160,6 +172,9 @@ pub async fn review(
     let mut stats = ReviewStats { parts: parts.len(), ..ReviewStats::default() };
     let text = request.snapshot.text.to_string();
     let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    // The embedded engine can weigh fixes; a remote server (or the test backend) cannot.
+    let min_gain = min_fix_gain();
+    let weighs = engine.tokenizer().is_some();
     for part in parts {
         let prompt = {
             let part = part.clone();
@@ -191,7 +206,23 @@ pub async fn review(
             output.text
         );
         stats.written += written.len();
-        found.extend(written.iter().filter_map(|raw| keep(request, &text, &lines, part, raw)));
+        for mut finding in written.iter().filter_map(|raw| keep(request, &text, &lines, part, raw)) {
+            if weighs {
+                finding.fix_gain = weigh(engine, request, &lines, part, &finding, &cancel).await?;
+                if let Some(gain) = finding.fix_gain {
+                    stats.weighed += 1;
+                    if f64::from(gain) < min_gain {
+                        stats.outweighed += 1;
+                        tracing::debug!(
+                            "finding on lines {:?} dropped: its fix is less likely ({gain:.2})",
+                            finding.lines
+                        );
+                        continue;
+                    }
+                }
+            }
+            found.push(finding);
+        }
     }
     let found = findings::dedup(found);
     stats.kept = found.len();
@@ -203,6 +234,52 @@ pub async fn review(
 fn grammar() -> Option<String> {
     let off = std::env::var("MISTRAL_LSP_REVIEW_GRAMMAR").is_ok_and(|v| v == "0");
     (!off).then(|| GRAMMAR.to_owned())
+}
+
+/// How much more likely the model finds the code with `finding`'s fix than as written (natural
+/// log): the lines before it read once, then the lines from it to the end of the part (at most a
+/// few) scored as written and with the fix. `None` without a fix, or where the engine cannot
+/// score (a remote server).
+async fn weigh(
+    engine: &Engine,
+    request: &Request,
+    lines: &[&str],
+    part: &Part,
+    finding: &Finding,
+    cancel: &CancelToken,
+) -> Result<Option<f32>, ExplainError> {
+    let Some(fix) = &finding.fix else { return Ok(None) };
+    let Some(versions) = review_prompt::fix_versions(lines, part.target.lines, finding.lines, fix) else {
+        return Ok(None);
+    };
+    let mut scores = [0.0; 2];
+    for (score, text) in scores.iter_mut().zip([versions.original, versions.fixed]) {
+        let prompt = Prompt::Segments(vec![Segment::Text(versions.before.clone())]);
+        let mut job = Job::new(Priority::Background, prompt, 0);
+        job.score = Some(text);
+        job.document = Some(request.snapshot.uri.clone());
+        match engine.generate(job, cancel.clone()).await {
+            Ok(output) if output.log_prob.is_some() => *score = output.log_prob.unwrap_or_default(),
+            Err(EngineError::Cancelled) => return Err(ExplainError::Cancelled),
+            Ok(_) if cancel.is_cancelled() => return Err(ExplainError::Cancelled),
+            Ok(output) => {
+                tracing::debug!("a fix was not weighed: the job ended {:?}", output.stop);
+                return Ok(None);
+            }
+            Err(err) => {
+                tracing::debug!("a fix was not weighed: {err}");
+                return Ok(None);
+            }
+        }
+    }
+    let gain = (scores[1] - scores[0]) as f32;
+    tracing::debug!("fix for lines {:?} weighed: {gain:.2}", finding.lines);
+    Ok(Some(gain))
+}
+
+/// [`MIN_FIX_GAIN`], or `MISTRAL_LSP_REVIEW_MIN_GAIN`.
+fn min_fix_gain() -> f64 {
+    std::env::var("MISTRAL_LSP_REVIEW_MIN_GAIN").ok().and_then(|v| v.parse().ok()).unwrap_or(MIN_FIX_GAIN)
 }
 
 /// A finding anchored within `part`, on its focus if it has one; a fix that would add syntax

@@ -116,6 +116,7 @@ fn ours(files: &[FileFindings]) -> Value {
                     "message": f.message,
                     "code": lines_of(file.text, f.lines).join("\n"),
                     "fix": f.fix,
+                    "fixGain": f.fix_gain,
                     "fingerprint": fingerprint(file, f),
                 })
             })
@@ -311,6 +312,7 @@ mod tests {
                 severity: Severity::Error,
                 message: "Subtracts: the sum, 100%, is wanted".into(),
                 fix: Some("        total += x\n".into()),
+                fix_gain: Some(2.5),
             },
             Finding {
                 lines: (1, 2),
@@ -318,6 +320,7 @@ mod tests {
                 severity: Severity::Info,
                 message: "Use sum()".into(),
                 fix: None,
+                fix_gain: None,
             },
         ]
     }

@@ -50,6 +50,9 @@ const CALIBRATION_GENERATED: usize = 8;
 const DRAFT_TOKENS: usize = 0;
 /// Slots: interactive (and pre-warming), background. The context starts with the first only.
 const SLOTS: usize = 2;
+/// Positions whose logits one decode keeps while scoring a text (`Job::score`): each holds a
+/// whole vocabulary of floats (600 KiB for a 150k-token vocabulary).
+const SCORE_BATCH: usize = 32;
 
 struct Slot {
     seq: i32,
@@ -102,6 +105,10 @@ pub(crate) struct Running {
     progress: constrain::Progress,
     /// Drafted tokens decoded after the last generated token whose logits are not checked yet.
     draft: Vec<LlamaToken>,
+    /// For a job that scores a text: where its tokens start in `tokens`, and the sum of their
+    /// log-probabilities read so far.
+    scored_from: Option<usize>,
+    log_prob: f64,
 }
 
 impl<'m> Session<'m> {
@@ -290,6 +297,7 @@ impl<'m> Session<'m> {
         running.stats.generated_tokens = running.generation.tokens;
         let (text, generated) = running.generation.finish(&running.job, stop);
         let stats = running.stats;
+        let log_prob = running.scored_from.filter(|_| stop == StopReason::MaxTokens).map(|_| running.log_prob);
         tracing::debug!(
             "job {} {:?}: {} prompt tokens, {} reused, {} evaluated, {} trimmed, {} generated ({} of {} drafted accepted), prompt {} ms, generation {} ms",
             running.id,
@@ -304,7 +312,7 @@ impl<'m> Session<'m> {
             stats.prompt_ms,
             stats.generation_ms
         );
-        Step::Done(Ok(Output { text, generated, stop, stats }))
+        Step::Done(Ok(Output { text, generated, stop, stats, log_prob }))
     }
 
     /// Decodes the next batch of tokens the slot's cache lacks, reusing the longest common prefix.
@@ -315,8 +323,12 @@ impl<'m> Session<'m> {
         };
         let slot = &mut self.slots[running.slot];
         let common = slot.cached.iter().zip(&running.tokens).take_while(|(a, b)| a == b).count();
-        // At least the last token is decoded again, to have its logits.
-        let keep = common.min(running.tokens.len() - 1);
+        // At least the last token is decoded again, to have its logits; a scored text whole, from
+        // the token before it (its later steps keep what the earlier ones decoded).
+        let mut keep = common.min(running.tokens.len() - 1);
+        if let Some(from) = running.scored_from.filter(|_| running.first_step) {
+            keep = keep.min(from - 1);
+        }
         if running.first_step {
             running.first_step = false;
             running.stats.reused_tokens = keep.min(running.prompt_len);
@@ -332,7 +344,15 @@ impl<'m> Session<'m> {
             slot.cached.truncate(keep);
         }
         let start = slot.cached.len();
-        let end = (start + step).min(running.tokens.len());
+        let mut end = (start + step).min(running.tokens.len());
+        // A scored text is decoded in batches of its own, from the token before it: the same
+        // batches whether the text before it was in the cache or not, so that two texts after
+        // the same prompt are scored alike (batched kernels round differently by batch).
+        let scored = running.scored_from.map(|from| from - 1);
+        if let Some(first) = scored {
+            end = if start < first { end.min(first) } else { end.min(start + SCORE_BATCH) };
+        }
+        let scored = scored.map(|first| first.max(start)).filter(|&first| first < end);
         // While generating greedily, tokens guessed from the context follow the new token in
         // the same batch; their logits check them (see `step`).
         running.draft.clear();
@@ -351,7 +371,7 @@ impl<'m> Session<'m> {
         self.batch.clear();
         let all = running.tokens[start..end].iter().chain(&running.draft);
         for (pos, &token) in all.enumerate().map(|(i, t)| (start + i, t)) {
-            let logits = pos + 1 >= running.tokens.len();
+            let logits = pos + 1 >= running.tokens.len() || scored.is_some_and(|first| pos >= first);
             self.batch
                 .add(token, pos as i32, &[slot.seq], logits)
                 .map_err(|err| EngineError::Failed(err.to_string()))?;
@@ -363,6 +383,12 @@ impl<'m> Session<'m> {
             slot.cached.clear();
             running.draft.clear();
             return Err(EngineError::Failed(format!("llama.cpp decode failed: {err}")));
+        }
+        if let Some(first) = scored {
+            for pos in first..end.min(running.tokens.len() - 1) {
+                let next = running.tokens[pos + 1].0 as usize;
+                running.log_prob += log_softmax_at(self.ctx.get_logits_ith((pos - start) as i32), next);
+            }
         }
         // The cache holds the drafted tokens too; the next decode drops those that were wrong.
         slot.cached.extend_from_slice(&running.tokens[start..end]);
@@ -450,6 +476,13 @@ fn new_context<'m>(
     })
 }
 
+/// The natural log of the probability of `token` under `logits` (a log-softmax at one index).
+fn log_softmax_at(logits: &[f32], token: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits.get(token).map_or(f64::NEG_INFINITY, |&l| l as f64 - max - sum.ln())
+}
+
 fn trim_front(mut tokens: Vec<LlamaToken>, limit: usize, keep: usize) -> (Vec<LlamaToken>, usize) {
     let excess = tokens.len().saturating_sub(limit);
     if excess > 0 {
@@ -484,10 +517,29 @@ impl Backend for Session<'_> {
     type Running = Running;
 
     fn start(&mut self, job: Job, cancel: CancelToken) -> Result<Running, EngineError> {
-        let (tokens, trimmed) = self.prompt_tokens(&job)?;
+        let (mut tokens, mut trimmed) = self.prompt_tokens(&job)?;
         if tokens.is_empty() {
             return Err(EngineError::Failed("the prompt is empty".into()));
         }
+        let scored_from = match &job.score {
+            Some(text) => {
+                let scored = self.model.vocab().tokenize(text.as_bytes(), false, false);
+                if scored.len() >= self.slot_size / 2 {
+                    return Err(EngineError::Unsupported("the text to score is longer than half the context".into()));
+                }
+                // Read as a document from its start, as the model was trained to.
+                let bos = special_token(self.model, Special::Bos).filter(|_| self.model.vocab().should_add_bos());
+                if let Some(bos) = bos.filter(|&bos| tokens.first() != Some(&bos)) {
+                    tokens.insert(0, bos);
+                }
+                let (kept, more) = trim_front(tokens, self.slot_size - scored.len() - 1, usize::from(bos.is_some()));
+                (tokens, trimmed) = (kept, trimmed + more);
+                let from = tokens.len();
+                tokens.extend(scored);
+                Some(from)
+            }
+            None => None,
+        };
         if tracing::enabled!(tracing::Level::TRACE) {
             let vocab = self.model.vocab();
             let shown: Vec<u8> = tokens.iter().flat_map(|&t| vocab.token_to_piece(t, true, None)).collect();
@@ -519,6 +571,8 @@ impl Backend for Session<'_> {
             rules,
             progress: constrain::Progress { required: job_required, content_next: false },
             draft: Vec::new(),
+            scored_from,
+            log_prob: 0.0,
         })
     }
 
@@ -541,8 +595,8 @@ impl Backend for Session<'_> {
             }
             return Step::Continue;
         }
-        if running.job.max_tokens == 0 {
-            // Only the prompt was wanted (pre-warming the cache).
+        if running.job.max_tokens == 0 || running.scored_from.is_some() {
+            // Only the prompt was wanted (pre-warming the cache, or a scored text).
             return self.finish(running, StopReason::MaxTokens);
         }
         if let Some(done) = running.prompt_done {

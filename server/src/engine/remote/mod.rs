@@ -435,6 +435,9 @@ impl Remote {
     /// Runs a job on the server.
     pub async fn generate(self: &Arc<Self>, job: Job, cancel: CancelToken) -> Result<Output, EngineError> {
         let server = self.server.read().clone().ok_or(EngineError::NotReady)?;
+        if job.score.is_some() {
+            return Err(EngineError::Unsupported("a remote server does not score text".into()));
+        }
         let mut job = job;
         if server.api == Api::OpenAi && !job.avoid.is_empty() && job.sampling.temperature <= 0.0 {
             // No way to rule out a first word through this API: alternatives are sampled
@@ -713,7 +716,7 @@ impl Remote {
 
 fn output(job: &Job, generation: &Generation, stop: StopReason, stats: Stats) -> Output {
     let (text, generated) = generation.finish(job, stop);
-    Output { text, generated, stop, stats }
+    Output { text, generated, stop, stats, log_prob: None }
 }
 
 /// How a job's request went.
