@@ -10,7 +10,7 @@ pub mod diff;
 pub mod report;
 
 use crate::config::Settings;
-use crate::engine::{CancelToken, Engine, EngineError, Job, Priority, StopReason};
+use crate::engine::{CancelToken, Engine, EngineError, Job, Output, Priority, StopReason};
 use crate::explain::{build_prompt, context_room, ExplainError, Request};
 use crate::postprocess::findings::{self, Finding};
 use crate::postprocess::syntax::Errors;
@@ -259,7 +259,7 @@ async fn weigh(
         job.score = Some(text);
         job.document = Some(request.snapshot.uri.clone());
         match engine.generate(job, cancel.clone()).await {
-            Ok(output) if output.log_prob.is_some() => *score = output.log_prob.unwrap_or_default(),
+            Ok(Output { log_prob: Some(log_prob), .. }) => *score = log_prob,
             Err(EngineError::Cancelled) => return Err(ExplainError::Cancelled),
             Ok(_) if cancel.is_cancelled() => return Err(ExplainError::Cancelled),
             Ok(output) => {
